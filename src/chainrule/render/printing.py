@@ -1,0 +1,137 @@
+"""SymPy printers that write chainrule's notation: w⁽ˡ⁾ⱼₖ, δ⁽ˡ⁾ⱼ, ∂L/∂W⁽ˡ⁾.
+
+The printers are SymPy's own LaTeX and presentation-MathML printers with one more
+setting, ``notation`` (a symbol -> ``Notation`` mapping), which ``_print_Symbol`` and
+``_print_MatrixSymbol`` consult; symbols without an entry print as SymPy prints them.
+Nothing here edits printed strings.
+
+>>> import sympy as sp
+>>> from chainrule.graph import Notation
+>>> w = sp.Symbol("w1_2_1")
+>>> latex(w, {w: Notation("w", "w", 1, (2, 1))})
+'w^{(1)}_{21}'
+>>> mathml(w, {w: Notation("w", "w", 1, (2, 1))})
+'<msubsup><mi>w</mi><mrow><mn>2</mn><mn>1</mn></mrow><mrow><mo>(</mo><mn>1</mn><mo>)</mo></mrow></msubsup>'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.mathml import MathMLPresentationPrinter
+
+from ..graph import Notation
+
+#: Unicode for the Greek bases the notation uses, for MathML <mi> text.
+_GREEK = {"\\delta": "δ", "\\sigma": "σ"}
+
+
+def _indices_latex(indices: tuple[int, ...]) -> str:
+    # w_{12} is unambiguous only while every index has one digit; past 9, use commas.
+    sep = "," if any(i > 9 for i in indices) else ""
+    return sep.join(map(str, indices))
+
+
+def notation_latex(n: Notation) -> str:
+    # {f'}^{(2)}: a prime is itself a superscript, so the base needs braces.
+    core = f"{{{n.base}}}" if "'" in n.base else n.base
+    if n.layer is not None:
+        core += f"^{{({n.layer})}}"
+    if n.indices:
+        core += f"_{{{_indices_latex(n.indices)}}}"
+    if n.arg is not None:
+        core += f"\\left({notation_latex(n.arg)}\\right)"
+    if n.of is not None:
+        core = f"\\frac{{\\partial {n.of}}}{{\\partial {core}}}"
+    return core
+
+
+class NotationLatexPrinter(LatexPrinter):
+    """SymPy's LaTeX printer, writing chainrule's symbols through the ``notation`` setting."""
+
+    printmethod = "_latex"
+    _default_settings = {**LatexPrinter._default_settings, "notation": {}}
+
+    def _print_Symbol(self, expr, style="plain"):
+        n = self._settings["notation"].get(expr)
+        return notation_latex(n) if n is not None else super()._print_Symbol(expr, style)
+
+    def _print_MatrixSymbol(self, expr):
+        n = self._settings["notation"].get(expr)
+        return notation_latex(n) if n is not None else super()._print_MatrixSymbol(expr)
+
+
+class NotationMathMLPrinter(MathMLPresentationPrinter):
+    """SymPy's presentation MathML printer, with the ``notation`` setting and MathML Core output."""
+
+    _default_settings = {**MathMLPresentationPrinter._default_settings, "notation": {}}
+
+    def _el(self, tag: str, *children, text: str | None = None):
+        element = self.dom.createElement(tag)
+        if text is not None:
+            element.appendChild(self.dom.createTextNode(text))
+        for child in children:
+            element.appendChild(child)
+        return element
+
+    def _notation(self, n: Notation):
+        base = self._el("mi", text=_GREEK.get(n.base, n.base.replace("'", "′")))
+        subs = [self._el("mn", text=str(i)) for i in n.indices]
+        if any(i > 9 for i in n.indices):
+            subs = [x for i, node in enumerate(subs) for x in ((self._el("mo", text=","), node) if i else (node,))]
+        sub = subs[0] if len(subs) == 1 else self._el("mrow", *subs) if subs else None
+        sup = None
+        if n.layer is not None:
+            sup = self._el("mrow", self._el("mo", text="("), self._el("mn", text=str(n.layer)), self._el("mo", text=")"))
+        if sub is not None and sup is not None:
+            core = self._el("msubsup", base, sub, sup)
+        elif sub is not None:
+            core = self._el("msub", base, sub)
+        elif sup is not None:
+            core = self._el("msup", base, sup)
+        else:
+            core = base
+        if n.arg is not None:
+            core = self._el("mrow", core, self._el("mo", text="("), self._notation(n.arg), self._el("mo", text=")"))
+        if n.of is not None:
+            top = self._el("mrow", self._el("mo", text="∂"), self._el("mi", text=n.of))
+            core = self._el("mfrac", top, self._el("mrow", self._el("mo", text="∂"), core))
+        return core
+
+    def _print_Symbol(self, sym, style="plain"):
+        n = self._settings["notation"].get(sym)
+        return self._notation(n) if n is not None else super()._print_Symbol(sym, style)
+
+    def _print_MatrixSymbol(self, sym):
+        n = self._settings["notation"].get(sym)
+        return self._notation(n) if n is not None else super()._print_MatrixSymbol(sym)
+
+    def _print_Exp1(self, e):
+        # &ExponentialE; (U+2147) is missing from common fonts; textbooks write e.
+        return self._el("mi", text="e")
+
+    def _print_Piecewise(self, expr):
+        # SymPy writes "piecewise(...)"; readers expect a brace with one row per case.
+        table = self._el("mtable")
+        for value, condition in expr.args:
+            cond = self._el("mtext", text="otherwise") if condition is sp.true else self._print(condition)
+            row = self._el(
+                "mtr",
+                self._el("mtd", self._print(value)),
+                self._el("mtd", self._el("mtext", text="if\u00a0") if condition is not sp.true else self._el("mrow"), cond),
+            )
+            table.appendChild(row)
+        return self._el("mrow", self._el("mo", text="{"), table)
+
+
+def latex(expr, notation: Mapping = {}, **settings) -> str:  # noqa: B006 - read only
+    return NotationLatexPrinter({"notation": notation, **settings}).doprint(expr)
+
+
+def mathml(expr, notation: Mapping = {}, **settings) -> str:  # noqa: B006 - read only
+    printer = NotationMathMLPrinter({"notation": notation, **settings})
+    if isinstance(expr, int):
+        expr = sp.Integer(expr)
+    return printer._print(expr).toxml()
