@@ -7,6 +7,8 @@
 delta1_1*x_1
 """
 
+__version__ = "0.1.0"
+
 from .catalog import ACTIVATIONS, LOSSES
 from .derive import Derivation, derive
 from .network import Dense, Example, Network, SpecError, default_network, load, loads

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .catalog import ACTIVATIONS, Z
+from .catalog import ACTIVATIONS, A, Z
 from .graph import Graph, Node, Notation, build_graph
 from .network import Network
 
@@ -47,6 +47,8 @@ class LocalDerivative:
     derivative: sp.Expr
     #: The textbook form (in forward symbols) if the catalog has one, else ``derivative``.
     shown: sp.Expr
+    #: d/dz σ(z) for a definition written with a named function; ``None`` otherwise.
+    written: sp.Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -84,17 +86,26 @@ class LayerEquation:
     lhs: sp.Expr
     rhs: sp.Expr
     #: The same right-hand side as an explicit matrix of forward symbols and δs.
-    explicit: sp.Matrix
+    explicit: sp.ImmutableMatrix
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "explicit", sp.ImmutableMatrix(self.explicit))
 
 
 @dataclass(frozen=True)
 class ActivationDerivative:
-    """f'(z) for an activation the network uses, in raw and textbook form."""
+    """f'(z) for an activation the network uses: f(z) = formula, f'(z) = derivative = textbook."""
 
     name: str
+    title: str
+    #: f(z) as written (σ(z)), or the formula itself.
+    written: sp.Expr
     formula: sp.Expr
+    #: ``sympy.diff(formula, z)``
     derivative: sp.Expr
+    #: The textbook form in f(z) (σ(z)(1 - σ(z))) and in the output a (a(1 - a)).
     textbook: sp.Expr
+    textbook_in_output: sp.Expr
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,13 @@ class Derivation:
 
     def gradient(self, parameter: sp.Symbol) -> Adjoint:
         return self.adjoints[parameter]
+
+    def local(self, of: sp.Symbol, wrt: sp.Symbol) -> LocalDerivative:
+        """The local derivative ∂of/∂wrt of one edge of the graph."""
+        for term in self.adjoints[wrt].terms:
+            if term.child == of:
+                return term.local
+        raise KeyError((of, wrt))
 
     @property
     def gradients(self) -> tuple[Adjoint, ...]:
@@ -170,7 +188,8 @@ def local_derivative(child: Node, parent: sp.Symbol) -> LocalDerivative:
     """∂child/∂parent from the child's own definition, with its textbook form if known."""
     derivative = sp.diff(child.expr, parent)
     shown = dict(child.forms).get(parent, derivative)
-    return LocalDerivative(child.symbol, parent, child.expr, derivative, shown)
+    written = None if child.display == child.expr else sp.Derivative(child.display, parent, evaluate=False)
+    return LocalDerivative(child.symbol, parent, child.expr, derivative, shown, written)
 
 
 def _chain(symbol: sp.Symbol, children: Mapping[sp.Symbol, list[Node]], loss: sp.Symbol) -> tuple[Partial, ...]:
@@ -223,8 +242,19 @@ def _layer_equations(graph: Graph, adjoints: Mapping[sp.Symbol, Adjoint], notati
 
 
 def _activation_derivatives(graph: Graph) -> tuple[ActivationDerivative, ...]:
-    names = dict.fromkeys(layer.activation for layer in graph.layers)
-    return tuple(
-        ActivationDerivative(name, ACTIVATIONS[name].formula, sp.diff(ACTIVATIONS[name].formula, Z), ACTIVATIONS[name].derivative)
-        for name in names
-    )
+    out = []
+    for name in dict.fromkeys(layer.activation for layer in graph.layers):
+        entry = ACTIVATIONS[name]
+        written = entry.display(Z) if entry.display is not None else entry.formula
+        out.append(
+            ActivationDerivative(
+                name,
+                entry.title,
+                written,
+                entry.formula,
+                sp.diff(entry.formula, Z),
+                entry.derivative.xreplace({A: written}),
+                entry.derivative,
+            )
+        )
+    return tuple(out)

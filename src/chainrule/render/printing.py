@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.mathml import MathMLPresentationPrinter
+from sympy.printing.pretty.pretty_symbology import greek_unicode
 
 from ..graph import Notation
 
@@ -84,7 +85,7 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
         sub = subs[0] if len(subs) == 1 else self._el("mrow", *subs) if subs else None
         sup = None
         if n.layer is not None:
-            sup = self._el("mrow", self._el("mo", text="("), self._el("mn", text=str(n.layer)), self._el("mo", text=")"))
+            sup = self._el("mrow", self._paren("("), self._el("mn", text=str(n.layer)), self._paren(")"))
         if sub is not None and sup is not None:
             core = self._el("msubsup", base, sub, sup)
         elif sub is not None:
@@ -100,9 +101,21 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
             core = self._el("mfrac", top, self._el("mrow", self._el("mo", text="∂"), core))
         return core
 
+    def _paren(self, text: str):
+        # A layer's parentheses are part of a name, not a fence: no stretching, no spacing.
+        element = self._el("mo", text=text)
+        for attribute, value in (("stretchy", "false"), ("lspace", "0"), ("rspace", "0")):
+            element.setAttribute(attribute, value)
+        return element
+
     def _print_Symbol(self, sym, style="plain"):
         n = self._settings["notation"].get(sym)
         return self._notation(n) if n is not None else super()._print_Symbol(sym, style)
+
+    def _print_AppliedUndef(self, e):
+        # σ(z): SymPy writes an undefined function's name as is ("sigma").
+        name = greek_unicode.get(e.func.__name__, e.func.__name__)
+        return self._el("mrow", self._el("mi", text=name), self._paren_comma_separated(*e.args))
 
     def _print_MatrixSymbol(self, sym):
         n = self._settings["notation"].get(sym)
@@ -130,8 +143,57 @@ def latex(expr, notation: Mapping = {}, **settings) -> str:  # noqa: B006 - read
     return NotationLatexPrinter({"notation": notation, **settings}).doprint(expr)
 
 
+def _true_minus(element) -> None:
+    # SymPy puts ASCII "-" in <mo>; MathML Core draws it as a hyphen, so use U+2212.
+    if element.nodeType == element.ELEMENT_NODE and element.tagName == "mo":
+        for child in element.childNodes:
+            if child.nodeType == child.TEXT_NODE and child.data == "-":
+                child.data = "\u2212"
+    for child in element.childNodes:
+        _true_minus(child)
+
+
 def mathml(expr, notation: Mapping = {}, **settings) -> str:  # noqa: B006 - read only
     printer = NotationMathMLPrinter({"notation": notation, **settings})
     if isinstance(expr, int):
         expr = sp.Integer(expr)
-    return printer._print(expr).toxml()
+    element = printer._print(expr)
+    _true_minus(element)
+    return element.toxml()
+
+
+def partial_latex(of, wrt, notation: Mapping) -> str:
+    """∂of/∂wrt as a LaTeX fraction."""
+    return f"\\frac{{\\partial {latex(of, notation)}}}{{\\partial {latex(wrt, notation)}}}"
+
+
+def partial_mathml(of, wrt, notation: Mapping) -> str:
+    """∂of/∂wrt as a MathML fraction."""
+    return (
+        f"<mfrac><mrow><mo>∂</mo>{mathml(of, notation)}</mrow>"
+        f"<mrow><mo>∂</mo>{mathml(wrt, notation)}</mrow></mfrac>"
+    )
+
+
+_SUPERSCRIPTS = str.maketrans("0123456789()", "⁰¹²³⁴⁵⁶⁷⁸⁹⁽⁾")
+_SUBSCRIPTS = str.maketrans("0123456789,", "₀₁₂₃₄₅₆₇₈₉‚")
+
+
+def text_name(symbol, notation: Mapping) -> str:
+    """A symbol in plain Unicode, for places without math layout (SVG labels, titles).
+
+    >>> import sympy as sp
+    >>> from chainrule.graph import Notation
+    >>> w = sp.Symbol("w2_1_3")
+    >>> text_name(w, {w: Notation("w", "w", 2, (1, 3))})
+    'w⁽²⁾₁₃'
+    """
+    n = notation.get(symbol)
+    if n is None:
+        return str(symbol)
+    sep = "," if any(i > 9 for i in n.indices) else ""
+    core = n.text
+    if n.layer is not None:
+        core += f"({n.layer})".translate(_SUPERSCRIPTS)
+    core += sep.join(map(str, n.indices)).translate(_SUBSCRIPTS)
+    return core

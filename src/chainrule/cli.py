@@ -1,0 +1,145 @@
+"""The ``chainrule`` command line. Nothing imports this module.
+
+Every bad input ends with one line on stderr and exit code 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from . import __version__
+from .network import SpecError
+
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    from .render import DOCUMENT_FORMATS
+
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [n for n in names if n not in DOCUMENT_FORMATS]
+    if unknown or not names:
+        shown = unknown[0][:20] if unknown else text[:20]
+        raise argparse.ArgumentTypeError(
+            f"unknown format {shown!r}; expected a comma-separated list of {', '.join(DOCUMENT_FORMATS)}"
+        )
+    return names
+
+
+def _seed(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,18}", text.strip()):
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 10^18, got {text[:20]!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="chainrule",
+        description="Backpropagation, derived exactly: every partial derivative of a network's loss, "
+        "by the chain rule, checked against finite differences, written as documents.",
+    )
+    parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    derive = commands.add_parser(
+        "derive",
+        help="derive every gradient of a network and write the documents",
+        description="Derive every partial derivative of a network's loss with the chain rule in reverse mode, "
+        "evaluate it on a worked example with one gradient-descent step, check it against central finite "
+        "differences, and write the derivation as HTML, LaTeX, Markdown and JSON.",
+        epilog="Exit codes: 0 written; 1 a derived gradient failed the finite-difference check (nothing written); "
+        "2 bad input (nothing written).",
+    )
+    derive.add_argument(
+        "spec",
+        nargs="?",
+        metavar="SPEC",
+        help="a TOML network spec (see examples/); without it, the built-in 2-2-2 sigmoid example",
+    )
+    derive.add_argument(
+        "--format",
+        type=_formats,
+        default=None,
+        metavar="LIST",
+        help="comma-separated formats to write: html, tex, md, json (default: all four)",
+    )
+    derive.add_argument("--out", default="output", metavar="DIR", help="folder to write to (default: ./output)")
+    derive.add_argument(
+        "--seed",
+        type=_seed,
+        default=0,
+        metavar="N",
+        help="seed for the example values the spec leaves out; they are drawn and rounded to two decimals (default: 0)",
+    )
+    return parser
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
+    print(f"chainrule: {message}", file=sys.stderr)
+    return code
+
+
+def _derive(args: argparse.Namespace) -> int:
+    from .derive import derive
+    from .network import default_network, load
+    from .numeric import worked_example
+    from .render import DOCUMENT_FORMATS, render_documents, save
+
+    if args.spec is None:
+        network, stem = default_network(), "default"
+    else:
+        network = load(args.spec)
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(args.spec).stem) or "spec"
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return _fail(f"--out: {args.out} is a file; give a folder")
+    derivation = derive(network)
+    example = worked_example(derivation, seed=args.seed)
+    if not example.check.passed:
+        check = example.check
+        return _fail(
+            f"derived gradient of {check.worst} differs from finite differences by {check.max_relative_error:.3g} "
+            f"(relative; tolerance {check.tolerance:g}); this is a bug in chainrule, nothing was written",
+            EXIT_CHECK_FAILED,
+        )
+    documents = render_documents(derivation, example, out, stem, args.format or DOCUMENT_FORMATS)
+    try:
+        paths = save(documents)
+    except OSError as exc:
+        return _fail(f"--out: cannot write to {args.out} ({exc.strerror or exc})")
+    for path in paths:
+        print(path)
+    print(
+        f"loss {example.loss:.10g}; {len(derivation.graph.parameters)} gradients, "
+        f"worst relative error against finite differences {example.check.max_relative_error:.2g}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return _derive(args)
+    except SpecError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted; nothing was written", 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""Jinja environments, one per output format, and the filters templates format math with.
+
+Templates receive data (a Derivation, a WorkedExample) and only format it: ``math`` prints
+an expression, ``partial`` writes ∂of/∂wrt, ``sym`` a symbol, ``num`` a number. Every
+other string a template outputs is escaped for its format by ``finalize`` (HTML through
+autoescape), so a title from a spec file is always text, never markup or TeX.
+"""
+
+from __future__ import annotations
+
+import math as _math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from ..derive import Partial
+from . import printing
+from .steps import Number, Op
+
+#: How templates tell the pieces of a row apart: ``{% if p is op %}``.
+PIECE_TESTS = {
+    "op": lambda p: isinstance(p, Op),
+    "number": lambda p: isinstance(p, Number),
+    "partial": lambda p: isinstance(p, Partial),
+    "text": lambda p: isinstance(p, str),
+    "run": lambda p: isinstance(p, tuple),
+}
+
+
+def template_dir() -> Path:
+    """``chainrule/templates`` in an installed wheel, else ``templates/`` of the source tree."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "templates", package.parent.parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"chainrule's templates are missing: looked in {package / 'templates'}")
+
+
+class TeX(str):
+    """A string that is already LaTeX; ``finalize`` passes it through unescaped."""
+
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "{": r"\{",
+    "}": r"\}",
+    "$": r"\$",
+    "&": r"\&",
+    "#": r"\#",
+    "^": r"\textasciicircum{}",
+    "_": r"\_",
+    "%": r"\%",
+    "~": r"\textasciitilde{}",
+    # The few non-Latin characters chainrule's own prose uses, as pdflatex can set them.
+    "δ": r"$\delta$",
+    "σ": r"$\sigma$",
+    "η": r"$\eta$",
+    "∂": r"$\partial$",
+    "−": r"$-$",
+    "·": r"$\cdot$",
+    "∘": r"$\circ$",
+    "…": r"\dots{}",
+    "—": "---",
+    "–": "--",
+}
+
+
+def escape_latex(text: str) -> str:
+    r"""Text as LaTeX that typesets it literally; characters pdflatex lacks become [U+XXXX].
+
+    >>> escape_latex("50% of {x}_1 \\ é ★")
+    '50\\% of \\{x\\}\\_1 \\textbackslash{} é [U+2605]'
+    """
+    out = []
+    for ch in text:
+        if ch in _LATEX_SPECIALS:
+            out.append(_LATEX_SPECIALS[ch])
+        elif ch.isprintable() and ord(ch) < 0x180:
+            out.append(ch)
+        elif ch in "\t\n\r":
+            out.append(" ")
+        else:
+            out.append(f"[U+{ord(ch):04X}]")
+    return "".join(out)
+
+
+_MARKDOWN_SPECIALS = set("\\`*_{}[]<>()#+-.!|$~&")
+
+
+def escape_markdown(text: str) -> str:
+    r"""Text as Markdown that renders literally (no emphasis, links, HTML or math).
+
+    >>> escape_markdown("a_b *c* <script>")
+    'a\\_b \\*c\\* \\<script\\>'
+    """
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIALS else (" " if ch in "\r\n" else ch) for ch in text)
+
+
+def format_number(value: float, digits: int = 10) -> str:
+    """Ten significant digits, no exponent for ordinary magnitudes, never "-0".
+
+    >>> format_number(0.2983711087600027), format_number(-0.0), format_number(1.5e-12)
+    ('0.2983711088', '0', '1.5e-12')
+    """
+    if value == 0:
+        return "0"
+    if not _math.isfinite(value):
+        return str(value)
+    text = f"{value:.{digits}g}"
+    return text
+
+
+@dataclass
+class Formatter:
+    """Prints math for one render call; remembers what it printed only for that call."""
+
+    notation: Mapping
+    print_expr: Callable[[Any, Mapping], str]
+    wrap: Callable[[str], Any]
+    memo: dict = field(default_factory=dict)
+
+    def math(self, expr) -> Any:
+        key = expr
+        if key not in self.memo:
+            self.memo[key] = self.wrap(self.print_expr(expr, self.notation))
+        return self.memo[key]
+
+
+def _html_filters(notation: Mapping) -> dict[str, Callable]:
+    fmt = Formatter(notation, printing.mathml, Markup)
+
+    def partial(p) -> Markup:
+        return Markup(printing.partial_mathml(p.of, p.wrt, notation))
+
+    return {"math": fmt.math, "partial": partial, "num": format_number, "sym": fmt.math, "text": printing.text_name}
+
+
+def _latex_filters(notation: Mapping) -> dict[str, Callable]:
+    fmt = Formatter(notation, printing.latex, TeX)
+
+    def partial(p) -> TeX:
+        return TeX(printing.partial_latex(p.of, p.wrt, notation))
+
+    return {
+        "math": fmt.math,
+        "partial": partial,
+        "num": lambda v: TeX(format_number(v)),
+        "sym": fmt.math,
+        "op": lambda op: TeX(_LATEX_OPERATORS.get(op.text, op.text)),
+        # Macro output is made of pieces that were escaped as they were written; ``safe``
+        # says so, as in HTML templates, and is for nothing else.
+        "safe": TeX,
+    }
+
+
+_LATEX_OPERATORS = {"·": r"\cdot", "←": r"\leftarrow", "−": "-", ",": r",\,"}
+
+
+def _finalize_latex(value: Any) -> Any:
+    if isinstance(value, TeX) or value is None:
+        return "" if value is None else value
+    return escape_latex(str(value))
+
+
+def _finalize_markdown(value: Any) -> Any:
+    if isinstance(value, TeX) or value is None:
+        return "" if value is None else value
+    return escape_markdown(str(value))
+
+
+def _environment(folder: str, **options) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template_dir() / folder),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        **options,
+    )
+    env.tests.update(PIECE_TESTS)
+    return env
+
+
+def html_environment(notation: Mapping) -> jinja2.Environment:
+    env = _environment("html", autoescape=True)
+    env.filters.update(_html_filters(notation))
+    return env
+
+
+def latex_environment(notation: Mapping) -> jinja2.Environment:
+    # LaTeX is full of braces and percent signs, so its templates use <% %> and << >>.
+    env = _environment(
+        "latex",
+        autoescape=False,
+        finalize=_finalize_latex,
+        block_start_string="<%",
+        block_end_string="%>",
+        variable_start_string="<<",
+        variable_end_string=">>",
+        comment_start_string="<#",
+        comment_end_string="#>",
+    )
+    env.filters.update(_latex_filters(notation))
+    return env
+
+
+def markdown_environment(notation: Mapping) -> jinja2.Environment:
+    env = _environment("markdown", autoescape=False, finalize=_finalize_markdown)
+    env.filters.update(_latex_filters(notation))
+    return env

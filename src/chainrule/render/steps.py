@@ -1,0 +1,236 @@
+"""What each document shows, in order: sections of blocks of equation rows.
+
+This is the one place that decides how a derivation reads (which rows, which notes);
+the HTML, LaTeX and Markdown templates all walk the same sections and only format
+them. A row is a run of pieces: SymPy expressions, ``Partial`` symbols, operators,
+numbers, and plain text in notes. Nothing here computes math: every expression comes
+from the Derivation, every number from the WorkedExample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sympy as sp
+
+from ..catalog import A, Z
+from ..derive import Adjoint, Derivation, Partial
+
+if TYPE_CHECKING:
+    from ..numeric import WorkedExample
+
+
+@dataclass(frozen=True)
+class Op:
+    """An operator between pieces of math: "=", "·", "+", "←", "−"."""
+
+    text: str
+
+
+EQ, TIMES, PLUS, MINUS, GETS = Op("="), Op("·"), Op("+"), Op("−"), Op("←")
+
+
+@dataclass(frozen=True)
+class Number:
+    """A number from the worked example, printed to ten significant digits."""
+
+    value: float
+
+
+@dataclass(frozen=True)
+class Row:
+    """``lhs = rhs``, with a note saying which rule or fact gives this step."""
+
+    lhs: tuple
+    rhs: tuple
+    note: tuple = ()
+
+
+@dataclass(frozen=True)
+class Block:
+    """One quantity's derivation: its rows, then the local facts it used ("where ...")."""
+
+    key: str
+    title: tuple
+    rows: tuple[Row, ...]
+    where: tuple[Row, ...] = ()
+    #: A parameter whose chain the network picture lights, if any.
+    lit: sp.Symbol | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    title: str
+    intro: tuple
+    blocks: tuple[Block, ...]
+
+
+def _join(items: Sequence[Any], op: Op) -> tuple:
+    out: list[Any] = []
+    for item in items:
+        if out:
+            out.append(op)
+        out.extend(item if isinstance(item, tuple) else (item,))
+    return tuple(out)
+
+
+def _upstream(d: Derivation, child: sp.Symbol) -> tuple:
+    """∂L/∂child as written in a chain-rule term: its δ, or the partial itself; nothing for L."""
+    if child == d.graph.loss:
+        return ()
+    name = d.graph.adjoint_names.get(child)
+    return (name,) if name is not None else (Partial(d.graph.loss, child),)
+
+
+def _local_row(d: Derivation, of: sp.Symbol, wrt: sp.Symbol) -> Row:
+    local = d.local(of, wrt)
+    rhs: tuple = ()
+    if local.written is not None:
+        rhs += (local.written, EQ)
+    if local.shown != local.derivative and local.written is None:
+        rhs += (local.derivative, EQ)
+    rhs += (local.shown,)
+    return Row((Partial(of, wrt),), rhs, ("from ", (of, EQ, d.graph.node(of).display)))
+
+
+def _title(d: Derivation, adj: Adjoint) -> tuple:
+    """Say in words whose derivative a block derives: "The error of unit 1 of layer 2"."""
+    n = d.notation.get(adj.node)
+    if n is None:
+        return (Partial(d.graph.loss, adj.node),)
+    where = {
+        "z": f"The error of unit {n.indices[0]} of layer {n.layer}: ",
+        "a": f"The output of unit {n.indices[0]} of layer {n.layer}: ",
+        "w": f"The weight into unit {n.indices[0]} of layer {n.layer} from {'input' if n.layer == 1 else 'unit'} {n.indices[-1]}: ",
+        "b": f"The bias of unit {n.indices[0]} of layer {n.layer}: ",
+        "x": f"Input {n.indices[0]}: ",
+    }.get(n.text, "")
+    written = (adj.name, EQ, Partial(d.graph.loss, adj.node)) if adj.name is not None else (Partial(d.graph.loss, adj.node),)
+    return (where, written)
+
+
+def adjoint_block(d: Derivation, ex: WorkedExample | None, adj: Adjoint, key: str, lit: sp.Symbol | None = None) -> Block:
+    """∂L/∂node: the chain, one step of the chain rule with reused δs, substitution, closed form, value."""
+    graph = d.graph
+    lhs: tuple = (adj.name, EQ, Partial(graph.loss, adj.node)) if adj.name is not None else (Partial(graph.loss, adj.node),)
+    rows: list[Row] = []
+    if len(adj.terms) == 1 and adj.terms[0].child == graph.loss:
+        # A direct input of the loss: its adjoint is one local derivative.
+        row = _local_row(d, graph.loss, adj.node)
+        rows.append(Row(lhs, row.rhs, ("differentiating ",) + row.note[1:]))
+        if ex is not None:
+            rows.append(Row((), (Number(ex.adjoints[adj.node]),), ("at the example's values",)))
+        return Block(key, _title(d, adj), tuple(rows), (), lit)
+    if len(adj.chain) > 1:
+        rows.append(Row(lhs, _join(adj.chain, TIMES), ("chain rule along the path to the loss",)))
+    terms = [(*_upstream(d, t.child), Partial(t.child, adj.node)) for t in adj.terms]
+    reused = [t.upstream for t in adj.terms if t.upstream in graph.adjoint_names.values()]
+    if len(adj.terms) > 1 or reused:
+        note: tuple = ("multivariable chain rule: a sum over the quantities that use ", adj.node) if len(adj.terms) > 1 else ()
+        if reused:
+            note += (("; " if note else "") + "reusing ", _join(tuple(dict.fromkeys(reused)), Op(",")), " from the backward pass")
+        rows.append(Row(() if rows else lhs, _join([_join(t, TIMES) for t in terms], PLUS), note))
+    rows.append(Row(() if rows else lhs, (adj.substituted,), ("local derivatives substituted",)))
+    if adj.closed != adj.substituted:
+        rows.append(Row((), (adj.closed,), ("in forward-pass quantities only",)))
+    if ex is not None:
+        rows.append(Row((), (Number(ex.adjoints[adj.node]),), ("at the example's values",)))
+    where = [_local_row(d, t.child, adj.node) for t in adj.terms]
+    for t in adj.terms:
+        if t.child != graph.loss and t.child not in graph.adjoint_names:
+            where.append(Row((Partial(graph.loss, t.child),), (t.upstream,), ("found above",)))
+    return Block(key, _title(d, adj), tuple(rows), tuple(where), lit)
+
+
+def forward_section(d: Derivation, ex: WorkedExample | None) -> Section:
+    blocks = []
+    for layer in d.graph.layers:
+        rows = []
+        for z, a in zip(layer.z, layer.a):
+            for symbol in (z, a):
+                node = d.graph.node(symbol)
+                rhs: tuple = (node.display,)
+                if node.display != node.expr:
+                    rhs += (EQ, node.expr)
+                if ex is not None:
+                    rhs += (EQ, Number(ex.values[symbol]))
+                rows.append(Row((symbol,), rhs))
+        title = (f"Layer {layer.number}: {len(layer.z)} {layer.activation} unit{'s' if len(layer.z) > 1 else ''}",)
+        blocks.append(Block(f"forward-{layer.number}", title, tuple(rows)))
+    loss = d.graph.node(d.graph.loss)
+    rhs = (loss.display,) + ((EQ, Number(ex.loss)) if ex is not None else ())
+    blocks.append(Block("forward-loss", ("Loss: " + d.network.loss if d.network else "Loss",), (Row((d.graph.loss,), rhs),)))
+    intro = ("Each unit adds up its weighted inputs and its bias, then applies its activation.",)
+    return Section("forward", "Forward pass", intro, tuple(blocks))
+
+
+def activation_section(d: Derivation) -> Section:
+    blocks = []
+    for act in d.activations:
+        named = act.written != act.formula
+        rows = [Row((A,), ((act.written, EQ) if named else ()) + (act.formula,), (act.title,))]
+        rhs: tuple = ((sp.Derivative(act.written, Z, evaluate=False), EQ) if named else ()) + (act.derivative,)
+        if act.textbook != act.derivative:
+            rhs += (EQ, act.textbook)
+        note: tuple = ("differentiating the formula",)
+        if act.textbook_in_output != act.textbook:
+            rhs += (EQ, act.textbook_in_output)
+            note = ("differentiating the formula, then writing it with the unit's own output ", A)
+        rows.append(Row((Partial(A, Z),), rhs, note))
+        blocks.append(Block(f"activation-{act.name}", (act.name,), tuple(rows)))
+    intro = ("Every unit's local derivative ∂a/∂z comes from its activation's derivative, derived once here.",)
+    return Section("activations", "Activation derivatives", intro, tuple(blocks))
+
+
+def backward_section(d: Derivation, ex: WorkedExample | None) -> Section:
+    blocks = []
+    for layer in reversed(d.graph.layers):
+        for a in layer.a:
+            blocks.append(adjoint_block(d, ex, d.adjoint(a), f"adjoint-{a}"))
+        for z in layer.z:
+            blocks.append(adjoint_block(d, ex, d.adjoint(z), f"adjoint-{z}"))
+    intro = (
+        "The backward pass starts at the loss. Each δ is derived once, from the δs of the layer above, and then reused.",
+    )
+    return Section("backward", "Backward pass: the δ of every unit", intro, tuple(blocks))
+
+
+def gradient_section(d: Derivation, ex: WorkedExample | None) -> Section:
+    blocks = [adjoint_block(d, ex, g, f"gradient-{g.node}", lit=g.node) for g in d.gradients]
+    intro = ("Every weight and bias gets its gradient from the δ of the unit it feeds.",)
+    return Section("gradients", "Gradients of the parameters", intro, tuple(blocks))
+
+
+def input_section(d: Derivation, ex: WorkedExample | None) -> Section:
+    blocks = [adjoint_block(d, ex, d.adjoint(x), f"input-{x}") for x in d.graph.inputs]
+    intro = ("The same walk gives the gradient with respect to the inputs (a saliency map of this example).",)
+    return Section("inputs", "Gradients of the inputs", intro, tuple(blocks))
+
+
+def equation_section(d: Derivation) -> Section:
+    labels = {
+        "BP1": "BP1, the output layer's error",
+        "BP2": "BP2, the error passed back through the weights",
+        "BP3": "BP3, the bias gradient",
+        "BP4": "BP4, the weight gradient",
+    }
+    blocks = []
+    for eq in d.equations:
+        rows = (Row((eq.lhs,), (eq.rhs, EQ, eq.explicit), (labels[eq.label],)),)
+        blocks.append(Block(f"{eq.label}-{eq.layer}", (f"{eq.label} for layer {eq.layer}",), rows))
+    intro = ("The same results in vector form, written out for this network; ∘ multiplies entry by entry.",)
+    return Section("equations", "Layer-level equations", intro, tuple(blocks))
+
+
+def sections(d: Derivation, ex: WorkedExample | None) -> tuple[Section, ...]:
+    return (
+        forward_section(d, ex),
+        activation_section(d),
+        backward_section(d, ex),
+        gradient_section(d, ex),
+        input_section(d, ex),
+        equation_section(d),
+    )
