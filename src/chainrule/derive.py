@@ -147,7 +147,7 @@ class Derivation:
     def _repr_html_(self) -> str:
         from .render import render
 
-        return render(self, "html")
+        return render(self, "html-fragment")
 
     def _repr_latex_(self) -> str:
         from .render import render

@@ -44,17 +44,12 @@ def _context(derivation: Derivation, example: WorkedExample | None, fragment: bo
     }
 
 
-def _template(make, name: str) -> Callable[[Derivation, WorkedExample | None], str]:
+def _template(make, name: str, fragment: bool = False) -> Callable[[Derivation, WorkedExample | None], str]:
     def render(derivation: Derivation, example: WorkedExample | None) -> str:
         env = make(derivation.notation)
-        return env.get_template(name).render(_context(derivation, example))
+        return env.get_template(name).render(_context(derivation, example, fragment))
 
     return render
-
-
-def _latex_fragment(derivation: Derivation, example: WorkedExample | None) -> str:
-    env = latex_environment(derivation.notation)
-    return env.get_template("fragment.tex").render(_context(derivation, example, fragment=True))
 
 
 @dataclass(frozen=True)
@@ -73,7 +68,9 @@ FORMATS: dict[str, Format] = {
         Format("tex", ".tex", _template(latex_environment, "derivation.tex")),
         Format("md", ".md", _template(markdown_environment, "derivation.md")),
         Format("json", ".json", json_document),
-        Format("latex-fragment", ".tex", _latex_fragment),
+        # For Jupyter: no document preamble, styles scoped to the fragment.
+        Format("html-fragment", ".html", _template(html_environment, "derivation.html", fragment=True)),
+        Format("latex-fragment", ".tex", _template(latex_environment, "fragment.tex", fragment=True)),
     )
 }
 #: What ``chainrule derive`` writes unless told otherwise.

@@ -9,7 +9,7 @@ path from it to the loss, the paths whose partial derivatives its chain multipli
 >>> d = derive(default_network())
 >>> pic = network_diagram(d, d.graph.parameters[0])
 >>> sum(e.lit for e in pic.edges), len(pic.edges)
-(4, 14)
+(5, 14)
 """
 
 from __future__ import annotations

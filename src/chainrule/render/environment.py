@@ -88,7 +88,9 @@ def escape_latex(text: str) -> str:
     return "".join(out)
 
 
-_MARKDOWN_SPECIALS = set("\\`*_{}[]<>()#+-.!|$~&")
+# What can start markup anywhere in a line; "-", "+", "." and "!" only do at a line's
+# start, where a template never puts a value.
+_MARKDOWN_SPECIALS = set("\\`*_{}[]<>#|$~&")
 
 
 def escape_markdown(text: str) -> str:
@@ -114,6 +116,15 @@ def format_number(value: float, digits: int = 10) -> str:
     return text
 
 
+def format_error(value: float) -> str:
+    """A relative error needs two significant digits.
+
+    >>> format_error(1.37568164e-10)
+    '1.4e-10'
+    """
+    return f"{value:.2g}"
+
+
 @dataclass
 class Formatter:
     """Prints math for one render call; remembers what it printed only for that call."""
@@ -136,7 +147,7 @@ def _html_filters(notation: Mapping) -> dict[str, Callable]:
     def partial(p) -> Markup:
         return Markup(printing.partial_mathml(p.of, p.wrt, notation))
 
-    return {"math": fmt.math, "partial": partial, "num": format_number, "sym": fmt.math, "text": printing.text_name}
+    return {"math": fmt.math, "partial": partial, "num": format_number, "err": format_error, "sym": fmt.math}
 
 
 def _latex_filters(notation: Mapping) -> dict[str, Callable]:
@@ -148,13 +159,26 @@ def _latex_filters(notation: Mapping) -> dict[str, Callable]:
     return {
         "math": fmt.math,
         "partial": partial,
-        "num": lambda v: TeX(format_number(v)),
+        "num": lambda v: TeX(_tex_number(format_number(v))),
+        "err": lambda v: TeX(_tex_number(format_error(v))),
         "sym": fmt.math,
         "op": lambda op: TeX(_LATEX_OPERATORS.get(op.text, op.text)),
         # Macro output is made of pieces that were escaped as they were written; ``safe``
         # says so, as in HTML templates, and is for nothing else.
         "safe": TeX,
     }
+
+
+def _tex_number(text: str) -> str:
+    r"""Python's 1.5e-12 as math: 1.5 \times 10^{-12}.
+
+    >>> _tex_number("1.5e-12"), _tex_number("0.25")
+    ('1.5 \\times 10^{-12}', '0.25')
+    """
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    return f"{mantissa} \\times 10^{{{int(exponent)}}}"
 
 
 _LATEX_OPERATORS = {"·": r"\cdot", "←": r"\leftarrow", "−": "-", ",": r",\,"}
@@ -211,4 +235,6 @@ def latex_environment(notation: Mapping) -> jinja2.Environment:
 def markdown_environment(notation: Mapping) -> jinja2.Environment:
     env = _environment("markdown", autoescape=False, finalize=_finalize_markdown)
     env.filters.update(_latex_filters(notation))
+    # Numbers in Markdown mostly stand in table cells, outside math.
+    env.filters.update({"num": lambda v: TeX(format_number(v)), "err": lambda v: TeX(format_error(v))})
     return env
