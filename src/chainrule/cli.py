@@ -93,7 +93,7 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
 def _derive(args: argparse.Namespace) -> int:
     from .derive import derive
     from .network import default_network, load
-    from .numeric import worked_example
+    from .numeric import NumericError, worked_example
     from .render import DOCUMENT_FORMATS, render_documents, save
 
     if args.spec is None:
@@ -105,7 +105,10 @@ def _derive(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         return _fail(f"--out: {args.out} is a file; give a folder")
     derivation = derive(network)
-    example = worked_example(derivation, seed=args.seed)
+    try:
+        example = worked_example(derivation, seed=args.seed)
+    except NumericError as exc:
+        return _fail(f"{args.spec or '<built-in example>'}: example: {exc}")
     if not example.check.passed:
         check = example.check
         return _fail(

@@ -26,6 +26,9 @@ MAX_INPUTS = 1024
 MAX_UNITS = 1024
 MAX_LAYERS = 32
 MAX_TITLE = 200
+#: Example values beyond this are no worked example anyone follows by hand, and they
+#: overflow float64 in a forward pass long before they mean anything.
+MAX_VALUE = 1e6
 DEFAULT_LEARNING_RATE = 0.5
 
 
@@ -248,6 +251,8 @@ def _number(value: Any, where: str) -> float:
     value = float(value)
     if not math.isfinite(value):
         raise SpecError(where, f"must be a finite number, got {value!r}")
+    if abs(value) > MAX_VALUE:
+        raise SpecError(where, f"must be a number from -{MAX_VALUE:g} to {MAX_VALUE:g}, got {value!r}")
     return value
 
 

@@ -43,6 +43,8 @@ class Point:
     parameters: Mapping[str, np.ndarray]
     seed: int
     drawn: tuple[str, ...]
+    #: True when the spec gives no learning rate and the default is used.
+    default_rate: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,8 @@ class WorkedExample:
     check: Check
 
 
-class GradientCheckError(RuntimeError):
-    """A derived gradient disagrees with finite differences: a bug in chainrule."""
+class NumericError(ValueError):
+    """The example's numbers overflow float64: the example, not the derivation, is at fault."""
 
 
 def draw_point(network: Network, seed: int = 0) -> Point:
@@ -103,10 +105,10 @@ def draw_point(network: Network, seed: int = 0) -> Point:
         limit = np.sqrt(6 / (shape[-1] + shape[0])) if name.startswith("W") else 0.5
         params[name] = pick(name, given and given.parameters.get(name), lambda: rng.uniform(-limit, limit, shape))
     rate = given.learning_rate if given and given.learning_rate is not None else None
-    if rate is None:
-        drawn.append("learning_rate")
+    default_rate = rate is None
+    if default_rate:
         rate = DEFAULT_LEARNING_RATE
-    return Point(tuple(map(float, x)), tuple(map(float, y)), float(rate), params, seed, tuple(drawn))
+    return Point(tuple(map(float, x)), tuple(map(float, y)), float(rate), params, seed, tuple(drawn), default_rate)
 
 
 def compose(graph: Graph) -> dict[sp.Symbol, sp.Expr]:
@@ -142,12 +144,20 @@ def worked_example(derivation: Derivation, point: Point | None = None, seed: int
     exprs = [composed[s] for s in nodes] + [derivation.adjoints[s].closed.xreplace(composed) for s in adjoint_symbols]
     args = leaf_symbols(graph)
     leaves = _leaf_values(graph, point)
-    results = lambdify_checked(args, exprs)(*leaves.values())
-    values = {**leaves, **{s: float(v) for s, v in zip(nodes, results)}}
-    adjoints = {s: float(v) for s, v in zip(adjoint_symbols, results[len(nodes) :])}
-    updated = {p: values[p] - point.learning_rate * adjoints[p] for p in graph.parameters}
-    loss = lambdify_checked(args, [composed[graph.loss]])
-    check = _check(graph, loss, leaves, adjoints)
+    # exp(1000) is inf in float64 while 1/(1 + inf) is the right 0, so overflow is judged
+    # on the results, not on the way there.
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        results = lambdify_checked(args, exprs)(*leaves.values())
+        values = {**leaves, **{s: float(v) for s, v in zip(nodes, results)}}
+        adjoints = {s: float(v) for s, v in zip(adjoint_symbols, results[len(nodes) :])}
+        updated = {p: values[p] - point.learning_rate * adjoints[p] for p in graph.parameters}
+        bad = [s for s, v in [*values.items(), *adjoints.items(), *updated.items()] if not np.isfinite(v)]
+        if bad:
+            raise NumericError(
+                f"the example's values make {bad[0]} overflow float64; use values of a size a worked example can show"
+            )
+        loss = lambdify_checked(args, [composed[graph.loss]])
+        check = _check(graph, loss, leaves, adjoints)
     return WorkedExample(point, values[graph.loss], values, adjoints, updated, check)
 
 

@@ -9,6 +9,7 @@ autoescape), so a title from a spec file is always text, never markup or TeX.
 from __future__ import annotations
 
 import math as _math
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,23 +70,42 @@ _LATEX_SPECIALS = {
 }
 
 
+# pdflatex sets text in the OT1 encoding here (T1 would need fonts that a basic TeX
+# install lacks): it builds accented letters from a base letter and an accent, has a few
+# letters of its own, and takes <, > and | from the math fonts.
+_OT1_ACCENTS = {
+    0x300: "`", 0x301: "'", 0x302: "^", 0x303: "~", 0x304: "=", 0x306: "u",
+    0x307: ".", 0x308: '"', 0x30A: "r", 0x30B: "H", 0x30C: "v", 0x327: "c",
+}  # fmt: skip
+_OT1_LETTERS = {
+    "ß": r"\ss{}", "æ": r"\ae{}", "Æ": r"\AE{}", "ø": r"\o{}", "Ø": r"\O{}", "œ": r"\oe{}",
+    "Œ": r"\OE{}", "ł": r"\l{}", "Ł": r"\L{}", "ı": r"\i{}", "£": r"\pounds{}",
+    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+}  # fmt: skip
+
+
+def _latex_char(ch: str) -> str:
+    if ch in _LATEX_SPECIALS:
+        return _LATEX_SPECIALS[ch]
+    if ch in _OT1_LETTERS:
+        return _OT1_LETTERS[ch]
+    if " " <= ch <= "~":
+        return ch
+    if ch in "\t\n\r":
+        return " "
+    base, *marks = unicodedata.normalize("NFD", ch)
+    if len(marks) == 1 and base.isascii() and base.isalpha() and ord(marks[0]) in _OT1_ACCENTS:
+        return f"\\{_OT1_ACCENTS[ord(marks[0])]}{{{base}}}"
+    return f"[U+{ord(ch):04X}]"
+
+
 def escape_latex(text: str) -> str:
     r"""Text as LaTeX that typesets it literally; characters pdflatex lacks become [U+XXXX].
 
-    >>> escape_latex("50% of {x}_1 \\ é ★")
-    '50\\% of \\{x\\}\\_1 \\textbackslash{} é [U+2605]'
+    >>> print(escape_latex("50% of {x}_1 \\ é <b> ★"))
+    50\% of \{x\}\_1 \textbackslash{} \'{e} \textless{}b\textgreater{} [U+2605]
     """
-    out = []
-    for ch in text:
-        if ch in _LATEX_SPECIALS:
-            out.append(_LATEX_SPECIALS[ch])
-        elif ch.isprintable() and ord(ch) < 0x180:
-            out.append(ch)
-        elif ch in "\t\n\r":
-            out.append(" ")
-        else:
-            out.append(f"[U+{ord(ch):04X}]")
-    return "".join(out)
+    return "".join(_latex_char(ch) for ch in text)
 
 
 # What can start markup anywhere in a line; "-", "+", "." and "!" only do at a line's
@@ -129,36 +149,30 @@ def format_error(value: float) -> str:
 class Formatter:
     """Prints math for one render call; remembers what it printed only for that call."""
 
-    notation: Mapping
-    print_expr: Callable[[Any, Mapping], str]
+    show: Callable[[Any], str]
+    partial_of: Callable[[str, str], str]
     wrap: Callable[[str], Any]
     memo: dict = field(default_factory=dict)
 
     def math(self, expr) -> Any:
-        key = expr
-        if key not in self.memo:
-            self.memo[key] = self.wrap(self.print_expr(expr, self.notation))
-        return self.memo[key]
+        if expr not in self.memo:
+            self.memo[expr] = self.wrap(self.show(expr))
+        return self.memo[expr]
+
+    def partial(self, p) -> Any:
+        return self.wrap(self.partial_of(self.math(p.of), self.math(p.wrt)))
 
 
 def _html_filters(notation: Mapping) -> dict[str, Callable]:
-    fmt = Formatter(notation, printing.mathml, Markup)
-
-    def partial(p) -> Markup:
-        return Markup(printing.partial_mathml(p.of, p.wrt, notation))
-
-    return {"math": fmt.math, "partial": partial, "num": format_number, "err": format_error, "sym": fmt.math}
+    fmt = Formatter(printing.mathml_printer(notation), printing.partial_mathml, Markup)
+    return {"math": fmt.math, "partial": fmt.partial, "num": format_number, "err": format_error, "sym": fmt.math}
 
 
 def _latex_filters(notation: Mapping) -> dict[str, Callable]:
-    fmt = Formatter(notation, printing.latex, TeX)
-
-    def partial(p) -> TeX:
-        return TeX(printing.partial_latex(p.of, p.wrt, notation))
-
+    fmt = Formatter(printing.latex_printer(notation), printing.partial_latex, TeX)
     return {
         "math": fmt.math,
-        "partial": partial,
+        "partial": fmt.partial,
         "num": lambda v: TeX(_tex_number(format_number(v))),
         "err": lambda v: TeX(_tex_number(format_error(v))),
         "sym": fmt.math,

@@ -16,7 +16,8 @@ Nothing here edits printed strings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -153,26 +154,35 @@ def _true_minus(element) -> None:
         _true_minus(child)
 
 
-def mathml(expr, notation: Mapping = {}, **settings) -> str:  # noqa: B006 - read only
+def mathml_printer(notation: Mapping, **settings) -> Callable[[Any], str]:
+    """One printer for many expressions (a document's worth): expr -> MathML text."""
     printer = NotationMathMLPrinter({"notation": notation, **settings})
-    if isinstance(expr, int):
-        expr = sp.Integer(expr)
-    element = printer._print(expr)
-    _true_minus(element)
-    return element.toxml()
+
+    def show(expr) -> str:
+        element = printer._print(sp.Integer(expr) if isinstance(expr, int) else expr)
+        _true_minus(element)
+        return element.toxml()
+
+    return show
 
 
-def partial_latex(of, wrt, notation: Mapping) -> str:
-    """∂of/∂wrt as a LaTeX fraction."""
-    return f"\\frac{{\\partial {latex(of, notation)}}}{{\\partial {latex(wrt, notation)}}}"
+def latex_printer(notation: Mapping, **settings) -> Callable[[Any], str]:
+    """One printer for many expressions: expr -> LaTeX text."""
+    return NotationLatexPrinter({"notation": notation, **settings}).doprint
 
 
-def partial_mathml(of, wrt, notation: Mapping) -> str:
-    """∂of/∂wrt as a MathML fraction."""
-    return (
-        f"<mfrac><mrow><mo>∂</mo>{mathml(of, notation)}</mrow>"
-        f"<mrow><mo>∂</mo>{mathml(wrt, notation)}</mrow></mfrac>"
-    )
+def mathml(expr, notation: Mapping = {}, **settings) -> str:  # noqa: B006 - read only
+    return mathml_printer(notation, **settings)(expr)
+
+
+def partial_latex(of: str, wrt: str) -> str:
+    """∂of/∂wrt as a LaTeX fraction, from the printed symbols."""
+    return f"\\frac{{\\partial {of}}}{{\\partial {wrt}}}"
+
+
+def partial_mathml(of: str, wrt: str) -> str:
+    """∂of/∂wrt as a MathML fraction, from the printed symbols."""
+    return f"<mfrac><mrow><mo>∂</mo>{of}</mrow><mrow><mo>∂</mo>{wrt}</mrow></mfrac>"
 
 
 _SUPERSCRIPTS = str.maketrans("0123456789()", "⁰¹²³⁴⁵⁶⁷⁸⁹⁽⁾")

@@ -1,0 +1,216 @@
+"""The HTML document in a real browser: headless Chromium lays out its MathML and SVG.
+
+The product's HTML has no JavaScript. The test injects one inline script into a copy of
+it; the script measures the laid-out page with getBoundingClientRect and writes the
+numbers into the DOM as JSON, which ``chromium --dump-dom`` hands back.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from chainrule import default_network, derive, worked_example
+from chainrule.render import render
+
+pytestmark = pytest.mark.browser
+
+WIDE = 1200
+NARROW = 640
+
+MEASURE = """
+<script>
+window.addEventListener("load", function () {
+  function box(e) { var r = e.getBoundingClientRect(); return {w: r.width, h: r.height, top: r.top, bottom: r.bottom, left: r.left, right: r.right}; }
+  function where(e) { var p = e.closest("[id]"); return e.tagName.toLowerCase() + (p ? " in #" + p.id : ""); }
+  function sizes(selector) {
+    var all = Array.prototype.slice.call(document.querySelectorAll(selector)).map(function (e) { return [box(e), e]; });
+    var empty = all.filter(function (x) { return !(x[0].w > 0 && x[0].h > 0); }).map(function (x) { return where(x[1]); });
+    return {count: all.length, minW: Math.min.apply(null, all.map(function (x) { return x[0].w; })),
+            minH: Math.min.apply(null, all.map(function (x) { return x[0].h; })), empty: empty.slice(0, 10)};
+  }
+  var probe = document.createElement("span");
+  probe.textContent = "x";
+  document.querySelector("main").appendChild(probe);
+  var line = probe.getBoundingClientRect().height;
+  probe.remove();
+  var fractions = Array.prototype.slice.call(document.querySelectorAll("mfrac"));
+  var flat = fractions.filter(function (f) {
+    var num = f.children[0].getBoundingClientRect(), den = f.children[1].getBoundingClientRect();
+    return !(num.bottom <= den.top + 1);
+  }).map(where);
+  var vw = document.documentElement.clientWidth;
+  function scroller(e) {
+    for (var p = e.parentElement; p && p !== document.body; p = p.parentElement) {
+      var o = getComputedStyle(p).overflowX;
+      if (o === "auto" || o === "scroll" || o === "hidden" || o === "clip") return p;
+    }
+    return null;
+  }
+  var outside = [];
+  document.querySelectorAll("body *").forEach(function (e) {
+    var r = e.getBoundingClientRect();
+    if (r.width > 0 && (r.right > vw + 0.5 || r.left < -0.5)) {
+      var s = scroller(e);
+      var sr = s && s.getBoundingClientRect();
+      if (!s || sr.right > vw + 0.5 || sr.left < -0.5) outside.push(where(e) + " " + Math.round(r.left) + ".." + Math.round(r.right));
+    }
+  });
+  var clipped = [];
+  document.querySelectorAll("body *").forEach(function (e) {
+    var style = getComputedStyle(e);
+    if (style.overflowX === "visible" && style.overflowY === "visible") return;
+    if (!e.querySelector("math")) return;
+    var max = parseFloat(style.maxWidth);
+    var roomy = !(max > 0) || e.clientWidth < max - 2;
+    if (e.scrollHeight > e.clientHeight + 1 || (roomy && e.scrollWidth > e.clientWidth + 1))
+      clipped.push(where(e) + " client " + e.clientWidth + "x" + e.clientHeight + " content " + e.scrollWidth + "x" + e.scrollHeight);
+  });
+  var result = {
+    math: sizes("math"), mfrac: sizes("mfrac"), msubsup: sizes("msubsup"), svg: sizes("svg"),
+    network: box(document.querySelector("figure.network svg")),
+    fractionMinHeight: Math.min.apply(null, fractions.map(function (f) { return f.getBoundingClientRect().height; })),
+    line: line, flat: flat.slice(0, 10), flatCount: flat.length,
+    viewport: vw, pageWidth: document.documentElement.scrollWidth,
+    outside: outside.slice(0, 10), outsideCount: outside.length,
+    clipped: clipped.slice(0, 10), clippedCount: clipped.length,
+    mathDisplay: getComputedStyle(document.querySelector("main math")).display
+  };
+  var pre = document.createElement("pre");
+  pre.id = "chainrule-test-result";
+  pre.textContent = JSON.stringify(result);
+  document.body.appendChild(pre);
+});
+</script>
+"""
+
+
+def chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but chromium is not on PATH; the browser tests must run in CI")
+        pytest.skip("chromium is not installed (shutil.which('chromium') is None)")
+    return path
+
+
+def run_chromium(workdir: Path, page: Path, width: int, *args: str) -> subprocess.CompletedProcess:
+    command = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-default-browser-check",
+        f"--user-data-dir={workdir / 'profile'}",
+        f"--window-size={width},3000",
+        *args,
+        page.as_uri(),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory) -> Path:
+    chromium()  # skip or fail before any work
+    d = derive(default_network())
+    folder = tmp_path_factory.mktemp("browser")
+    path = folder / "default.html"
+    path.write_text(render(d, "html", worked_example(d)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def measured(page: Path):
+    """Measure the page at a given window width (once per width)."""
+    cache: dict[int, dict] = {}
+
+    def at(width: int) -> dict:
+        if width not in cache:
+            workdir = page.parent / f"measure-{width}"
+            workdir.mkdir(exist_ok=True)
+            probe = workdir / "probe.html"
+            text = page.read_text(encoding="utf-8")
+            assert text.count("</body>") == 1
+            probe.write_text(text.replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+            dom = run_chromium(workdir, probe, width, "--dump-dom").stdout
+            found = re.search(r'<pre id="chainrule-test-result">(.*?)</pre>', dom, re.S)
+            assert found, "the measuring script did not run: " + dom[-500:]
+            cache[width] = json.loads(html.unescape(found.group(1)))
+        return cache[width]
+
+    return at
+
+
+def test_there_is_much_math_and_all_of_it_has_a_size(measured) -> None:
+    m = measured(WIDE)
+    assert m["mathDisplay"] in ("math", "block math", "inline math"), m["mathDisplay"]
+    assert m["math"]["count"] >= 100
+    assert m["mfrac"]["count"] >= 20
+    assert m["msubsup"]["count"] >= 100
+    for kind in ("math", "mfrac", "msubsup"):
+        assert m[kind]["empty"] == [], (kind, m[kind])
+        assert m[kind]["minW"] > 0 and m[kind]["minH"] > 0, (kind, m[kind])
+
+
+def test_fractions_are_stacked(measured) -> None:
+    """Laid out as MathML, a fraction is taller than a line of text with its numerator on top."""
+    m = measured(WIDE)
+    assert m["line"] > 5
+    assert m["fractionMinHeight"] > 1.3 * m["line"], (m["fractionMinHeight"], m["line"])
+    assert m["flatCount"] == 0, m["flat"]
+
+
+def test_the_network_picture_has_a_size(measured) -> None:
+    m = measured(WIDE)
+    assert m["network"]["w"] > 300 and m["network"]["h"] > 100, m["network"]
+    assert m["svg"]["count"] >= 1 + 12  # the network, and one small picture per parameter
+    assert m["svg"]["empty"] == [], m["svg"]
+
+
+@pytest.mark.parametrize("width", [WIDE, NARROW])
+def test_nothing_runs_off_the_side_of_the_window(measured, width: int) -> None:
+    """Wide formulas scroll inside their own box; the page itself never scrolls sideways."""
+    m = measured(width)
+    assert m["outsideCount"] == 0, m["outside"]
+    assert m["pageWidth"] <= m["viewport"], (m["pageWidth"], m["viewport"])
+
+
+def test_formulas_that_fit_are_not_clipped(measured) -> None:
+    """A scrolling box around a formula shows a scrollbar only when the formula is wider than the box may grow.
+
+    A box below its max-width whose content is wider than the box, or any formula box
+    that scrolls vertically, hides part of a formula behind a scrollbar for no reason.
+    """
+    m = measured(WIDE)
+    assert m["clippedCount"] == 0, m["clipped"]
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_screenshot(page: Path) -> None:
+    workdir = page.parent / "screenshot"
+    workdir.mkdir(exist_ok=True)
+    shot = workdir / "shot.png"
+    run_chromium(workdir, page, WIDE, f"--screenshot={shot}")
+    data = shot.read_bytes()
+    assert _png_size(data) == (WIDE, 3000)
+    # A blank 1200x3000 page compresses to about 17 kB; this page's first screen is text, math and a picture.
+    assert len(data) > 100_000, len(data)

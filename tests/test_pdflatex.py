@@ -1,0 +1,141 @@
+"""The LaTeX document compiles with pdflatex, safely, into pages that fit the paper.
+
+pdflatex runs with -no-shell-escape and -halt-on-error, in a fresh folder per document.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from chainrule import Dense, Network, default_network, derive, worked_example
+from chainrule.render import render
+
+pytestmark = pytest.mark.pdflatex
+
+#: Titles with every LaTeX special, accents pdflatex sets from Latin-1, and characters it has no glyph for.
+SPECIAL_TITLE = r"Ünïcode ★ δ: 50% of {x}_1 & $y$ # \relax ^ ~ \\"
+
+NETWORKS = {
+    "default": default_network,
+    "mixed-3-3-2-1": lambda: Network(3, (Dense(3, "tanh"), Dense(2, "relu"), Dense(1, "identity")), "half_sse"),
+    "special-title": lambda: Network(2, (Dense(2, "sigmoid"), Dense(2, "tanh")), "mse", title=SPECIAL_TITLE),
+}
+
+#: An overfull line wider than this runs visibly into the margin.
+OVERFULL_LIMIT_PT = 20.0
+
+
+def pdflatex() -> str:
+    path = shutil.which("pdflatex")
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but pdflatex is not on PATH; the pdflatex tests must run in CI")
+        pytest.skip("pdflatex is not installed (shutil.which('pdflatex') is None)")
+    return path
+
+
+class Compiled:
+    def __init__(self, folder: Path, result: subprocess.CompletedProcess) -> None:
+        self.folder = folder
+        self.result = result
+        self.pdf = folder / "doc.pdf"
+        log = folder / "doc.log"
+        self.log = log.read_text(encoding="latin-1") if log.exists() else ""
+
+    @property
+    def pages(self) -> int:
+        found = re.search(r"Output written on \S*doc\.pdf \((\d+) pages?,", self.log)
+        assert found, "pdflatex wrote no PDF:\n" + self.errors()
+        return int(found.group(1))
+
+    def errors(self) -> str:
+        return "\n".join(line for line in self.log.splitlines() if line.startswith("!"))[:2000] or self.result.stdout[-2000:]
+
+
+def compile_tex(folder: Path, tex: str) -> Compiled:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "doc.tex").write_text(tex, encoding="utf-8")
+    result = subprocess.run(
+        [pdflatex(), "-halt-on-error", "-no-shell-escape", "-interaction=nonstopmode", "doc.tex"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+    return Compiled(folder, result)
+
+
+def _document(network: Network) -> str:
+    d = derive(network)
+    return render(d, "tex", worked_example(d))
+
+
+@pytest.fixture(scope="module", params=list(NETWORKS))
+def compiled(request, tmp_path_factory) -> Compiled:
+    return compile_tex(tmp_path_factory.mktemp(request.param), _document(NETWORKS[request.param]()))
+
+
+def test_compiles_to_a_pdf_of_several_pages(compiled: Compiled) -> None:
+    assert compiled.result.returncode == 0, compiled.errors()
+    assert compiled.pdf.exists() and compiled.pdf.read_bytes()[:5] == b"%PDF-"
+    assert compiled.pages > 1
+
+
+def test_no_line_runs_into_the_margin(compiled: Compiled) -> None:
+    assert compiled.result.returncode == 0, compiled.errors()
+    widths = [float(w) for w in re.findall(r"Overfull \\hbox \((\d+(?:\.\d+)?)pt too wide\)", compiled.log)]
+    too_wide = [w for w in widths if w > OVERFULL_LIMIT_PT]
+    assert too_wide == [], f"{len(too_wide)} overfull lines, the widest {max(too_wide, default=0)}pt"
+
+
+def test_no_undefined_references_or_missing_characters(compiled: Compiled) -> None:
+    assert compiled.result.returncode == 0, compiled.errors()
+    assert "Missing character" not in compiled.log
+    assert "undefined" not in compiled.log.lower().replace("\\ifundefined", "")
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        pytest.param("«Réseau» à deux couches", id="french-guillemets"),
+        pytest.param("Þórður's ð-net", id="icelandic-thorn-eth"),
+        pytest.param("Sieć dwuwarstwowa: ą ę", id="polish-ogonek"),
+        pytest.param("Đorđe ħ ŋ ſ", id="latin-extended-a"),
+    ],
+)
+def test_titles_in_latin_scripts_compile(tmp_path: Path, title: str) -> None:
+    """A title in any Latin script compiles: set as itself, or replaced by the escaper, never a fatal error."""
+    net = Network(1, (Dense(1, "identity"),), "mse", title=title)
+    compiled = compile_tex(tmp_path, _document(net))
+    assert compiled.result.returncode == 0, compiled.errors()
+    assert compiled.pdf.exists()
+
+
+def test_title_reads_as_written_in_the_pdf(tmp_path: Path) -> None:
+    """The title's characters come out of the PDF as themselves (< > | included)."""
+    pdflatex()
+    pdftotext = shutil.which("pdftotext")
+    if pdftotext is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed; it reads the PDF's text back")
+    title = "a <b> | c & 50% #1 {x} ü"
+    net = Network(1, (Dense(1, "identity"),), "mse", title=title)
+    compiled = compile_tex(tmp_path, _document(net))
+    assert compiled.result.returncode == 0, compiled.errors()
+    text = subprocess.run(
+        [pdftotext, "-f", "1", "-l", "1", "-enc", "UTF-8", str(compiled.pdf), "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    first = unicodedata.normalize("NFC", " ".join(text.split("\n\n")[0].split()))
+    assert first == title, first
