@@ -160,10 +160,9 @@ class Derivation:
         return render(self, "md")
 
 
-def derive(source: Network | Graph) -> Derivation:
-    """Derive ∂L/∂p for every parameter p by one reverse walk over the graph."""
-    graph = source if isinstance(source, Graph) else build_graph(source)
-    network = source if isinstance(source, Network) else None
+def derive(network: Network) -> Derivation:
+    """Derive ∂L/∂p for every parameter p of ``network`` by one reverse walk over its graph."""
+    graph = build_graph(network)
     children: dict[sp.Symbol, list[Node]] = {}
     for node in graph.nodes:
         for parent in node.parents:

@@ -31,7 +31,7 @@ LONGEST_FORMULA = 900
 def _context(derivation: Derivation, example: WorkedExample | None, fragment: bool = False) -> dict:
     net = derivation.network
     return {
-        "title": net.title if net is not None and net.title else "A backpropagation derivation",
+        "title": net.title or "A backpropagation derivation",
         "version": __version__,
         "sections": sections(derivation, example),
         "d": derivation,

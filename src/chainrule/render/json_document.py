@@ -30,13 +30,14 @@ def _nested(symbols, leaf) -> Any:
 
 def json_document(derivation: Derivation, example: WorkedExample | None) -> str:
     graph, net = derivation.graph, derivation.network
-    doc: dict[str, Any] = {"title": net.title if net is not None else None}
-    if net is not None:
-        doc["network"] = {
+    doc: dict[str, Any] = {
+        "title": net.title,
+        "network": {
             "inputs": net.inputs,
             "layers": [{"units": l.units, "activation": l.activation, "bias": l.bias} for l in net.layers],
             "loss": net.loss,
-        }
+        },
+    }
     if example is not None:
         doc["loss"] = example.loss
         doc["learning_rate"] = example.point.learning_rate

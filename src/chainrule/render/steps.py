@@ -162,7 +162,7 @@ def forward_section(d: Derivation, ex: WorkedExample | None) -> Section:
         blocks.append(Block(f"forward-{layer.number}", title, tuple(rows)))
     loss = d.graph.node(d.graph.loss)
     rhs = (loss.display,) + ((EQ, Number(ex.loss)) if ex is not None else ())
-    blocks.append(Block("forward-loss", ("Loss: " + d.network.loss if d.network else "Loss",), (Row((d.graph.loss,), rhs),)))
+    blocks.append(Block("forward-loss", ("Loss: " + d.network.loss,), (Row((d.graph.loss,), rhs),)))
     intro = ("Each unit adds up its weighted inputs and its bias, then applies its activation.",)
     return Section("forward", "Forward pass", intro, tuple(blocks))
 
