@@ -267,6 +267,8 @@ BAD = {
     "out is a file": (None, ["--out", "{tmp}/a-file"], ["--out", "a-file"]),
     "out below a file": (None, ["--out", "{tmp}/a-file/sub"], ["--out", "a-file"]),
     "unknown option": (None, ["--fromat", "json"], ["--fromat"]),
+    "an integer too long to convert": ("[network]\ninputs = 1" + "0" * 5000 + "\n", [], ["too large"]),
+    "arrays nested too deeply": ("[network]\ninputs = " + "[" * 5000 + "]" * 5000 + "\n", [], ["nested"]),
     # Finite numbers whose forward pass overflows a float are bad input too.
     "example values that overflow": (
         '[network]\ninputs = 2\nlayers = [ { units = 1, activation = "identity" } ]\nloss = "mse"\n'

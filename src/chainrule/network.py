@@ -80,6 +80,8 @@ class Network:
     example: Example | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.layers, (list, tuple)):
+            raise SpecError("network.layers", f"must be a list of Dense layers, got {_kind(self.layers)}")
         object.__setattr__(self, "layers", tuple(self.layers))
         validate(self)
 
@@ -142,6 +144,10 @@ def loads(text: str, source: str = "<string>") -> Network:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError("", f"malformed TOML: {exc}", source) from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise SpecError("", f"a number in the file is too large to read ({str(exc)[:80]})", source) from None
+    except RecursionError:
+        raise SpecError("", "arrays or tables are nested too deeply to read", source) from None
     try:
         return from_dict(data)
     except SpecError as exc:
@@ -182,7 +188,7 @@ def from_dict(data: Mapping[str, Any]) -> Network:
 def validate(net: Network) -> None:
     """Check a network built in Python with the same messages as a spec file gets."""
     if isinstance(net.inputs, bool) or not isinstance(net.inputs, int) or not 1 <= net.inputs <= MAX_INPUTS:
-        raise SpecError("network.inputs", f"must be a whole number from 1 to {MAX_INPUTS}, got {net.inputs!r}")
+        raise SpecError("network.inputs", f"must be a whole number from 1 to {MAX_INPUTS}, got {_kind(net.inputs)}")
     if not net.layers or len(net.layers) > MAX_LAYERS:
         raise SpecError("network.layers", f"must list from 1 to {MAX_LAYERS} layers, got {len(net.layers)}")
     for index, layer in enumerate(net.layers):
@@ -190,7 +196,7 @@ def validate(net: Network) -> None:
         if not isinstance(layer, Dense):
             raise SpecError(where, f"must be a Dense layer, got {_kind(layer)}")
         if isinstance(layer.units, bool) or not isinstance(layer.units, int) or not 1 <= layer.units <= MAX_UNITS:
-            raise SpecError(f"{where}.units", f"must be a whole number from 1 to {MAX_UNITS}, got {layer.units!r}")
+            raise SpecError(f"{where}.units", f"must be a whole number from 1 to {MAX_UNITS}, got {_kind(layer.units)}")
         _name(layer.activation, f"{where}.activation", ACTIVATIONS, "activation")
         if not isinstance(layer.bias, bool):
             raise SpecError(f"{where}.bias", f"must be true or false, got {_kind(layer.bias)}")
@@ -290,14 +296,17 @@ def _required(table: Mapping[str, Any], where: str, key: str) -> Any:
 def _known(table: Mapping[str, Any], where: str, allowed: set[str]) -> None:
     for key in table:
         if key not in allowed:
-            place = f"{where}.{key}" if where else str(key)
-            raise SpecError(_printable(place), f"unknown key; expected one of {', '.join(sorted(allowed))}")
+            name = _quote(str(key))[1:-1]
+            place = f"{where}.{name}" if where else name
+            raise SpecError(place, f"unknown key; expected one of {', '.join(sorted(allowed))}")
 
 
 def _kind(value: Any) -> str:
     """Describe a wrong value without echoing arbitrary amounts of user text."""
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
+    if isinstance(value, int) and abs(value) > 10**18:
+        return f"a whole number of {len(str(abs(value))) if abs(value) < 10**4000 else 'thousands of'} digits"
     if isinstance(value, (int, float)):
         return f"the number {value!r}"
     if isinstance(value, str):

@@ -17,7 +17,7 @@ definitions.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
@@ -54,6 +54,9 @@ class Check:
     max_relative_error: float
     worst: sp.Symbol
     finite_differences: Mapping[sp.Symbol, float]
+    #: Parameters at which the loss has a kink (relu at 0): the left and right derivatives.
+    #: There the derived value, a subgradient, is checked to lie between the two.
+    kinks: Mapping[sp.Symbol, tuple[float, float]] = field(default_factory=dict)
     tolerance: float = TOLERANCE
 
     @property
@@ -123,14 +126,37 @@ def leaf_symbols(graph: Graph) -> tuple[sp.Symbol, ...]:
     return graph.inputs + graph.targets + graph.parameters
 
 
-def lambdify_checked(args: tuple[sp.Symbol, ...], exprs: list[sp.Expr]):
-    """``lambdify`` with CSE, after proving every expression uses only the declared arguments."""
+def lambdify_checked(args: tuple[sp.Symbol, ...], exprs: list[sp.Expr], steps=()):
+    """``lambdify`` with CSE, after proving every expression uses only the declared arguments.
+
+    ``steps`` are assignments ``(symbol, expr)`` computed in order before ``exprs``, each of
+    which may use the arguments and the symbols assigned before it.
+    """
     allowed = set(args)
+    for symbol, expr in steps:
+        _declared(expr, allowed)
+        allowed.add(symbol)
     for expr in exprs:
-        extra = expr.free_symbols - allowed
-        if extra:
-            raise ValueError(f"expression uses undeclared symbols {sorted(map(str, extra))}")
-    return sp.lambdify(args, exprs, modules=[np], cse=True)
+        _declared(expr, allowed)
+
+    def cse(exprs):
+        # The graph's own definitions are the first common subexpressions: evaluating them
+        # in order is what a forward pass is, and it never composes nested expressions.
+        replacements, reduced = sp.cse(exprs)
+        return list(steps) + replacements, reduced
+
+    return sp.lambdify(args, exprs, modules=[np], cse=cse)
+
+
+def _declared(expr: sp.Expr, allowed: set) -> None:
+    extra = expr.free_symbols - allowed
+    if extra:
+        raise ValueError(f"expression uses undeclared symbols {sorted(map(str, extra))}")
+
+
+def lambdify_graph(graph: Graph, exprs: list[sp.Expr]):
+    """A NumPy function of the leaves that runs the forward pass, then evaluates ``exprs``."""
+    return lambdify_checked(leaf_symbols(graph), exprs, [(n.symbol, n.expr) for n in graph.nodes])
 
 
 def worked_example(derivation: Derivation, point: Point | None = None, seed: int = 0) -> WorkedExample:
@@ -138,16 +164,14 @@ def worked_example(derivation: Derivation, point: Point | None = None, seed: int
     graph = derivation.graph
     if point is None:
         point = draw_point(derivation.network, seed)
-    composed = compose(graph)
     nodes = [n.symbol for n in graph.nodes]
     adjoint_symbols = list(derivation.adjoints)
-    exprs = [composed[s] for s in nodes] + [derivation.adjoints[s].closed.xreplace(composed) for s in adjoint_symbols]
-    args = leaf_symbols(graph)
+    exprs = nodes + [derivation.adjoints[s].closed for s in adjoint_symbols]
     leaves = _leaf_values(graph, point)
     # exp(1000) is inf in float64 while 1/(1 + inf) is the right 0, so overflow is judged
     # on the results, not on the way there.
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-        results = lambdify_checked(args, exprs)(*leaves.values())
+        results = lambdify_graph(graph, exprs)(*leaves.values())
         values = {**leaves, **{s: float(v) for s, v in zip(nodes, results)}}
         adjoints = {s: float(v) for s, v in zip(adjoint_symbols, results[len(nodes) :])}
         updated = {p: values[p] - point.learning_rate * adjoints[p] for p in graph.parameters}
@@ -156,7 +180,7 @@ def worked_example(derivation: Derivation, point: Point | None = None, seed: int
             raise NumericError(
                 f"the example's values make {bad[0]} overflow float64; use values of a size a worked example can show"
             )
-        loss = lambdify_checked(args, [composed[graph.loss]])
+        loss = lambdify_graph(graph, [graph.loss])
         check = _check(graph, loss, leaves, adjoints)
     return WorkedExample(point, values[graph.loss], values, adjoints, updated, check)
 
@@ -189,15 +213,34 @@ def _check(graph: Graph, loss, leaves: Mapping[sp.Symbol, float], adjoints: Mapp
     values = np.asarray(loss(*table)[0], dtype=float).reshape(len(STEPS), len(params), 4)
     estimates = (values @ weights) / np.array(steps).reshape(len(STEPS), len(params))
     derived = np.array([adjoints[p] for p in graph.parameters])
-    loss_value = float(loss(*base)[0])
+    loss_value = float(np.asarray(loss(*base)[0]))
     floor = 1e-6 * max(1.0, abs(loss_value))
-    errors = np.abs(estimates - derived) / np.maximum(np.maximum(np.abs(estimates), np.abs(derived)), floor)
+
+    def relative(a, b):
+        return np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), floor)
+
+    errors = relative(estimates, derived)
     best = errors.argmin(axis=0)
     per_param = errors[best, np.arange(len(params))]
     chosen = estimates[best, np.arange(len(params))]
+    # Where no central difference agrees, the loss may have a kink at this very point:
+    # second-order one-sided differences from the widest step tell left from right.
+    h = np.array(steps[: len(params)])
+    m2, m1, p1, p2 = values[0].T
+    left = (3 * loss_value - 4 * m1 + m2) / (2 * h)
+    right = (-3 * loss_value + 4 * p1 - p2) / (2 * h)
+    kinks = {}
+    for i, p in enumerate(graph.parameters):
+        if per_param[i] > TOLERANCE and relative(left[i], right[i]) > 1e-3:
+            low, high = sorted((float(left[i]), float(right[i])))
+            slack = 1e-4 * max(abs(low), abs(high), floor)
+            if low - slack <= derived[i] <= high + slack:
+                kinks[p] = (float(left[i]), float(right[i]))
+                per_param[i] = 0.0
     worst = int(per_param.argmax())
     return Check(
         float(per_param[worst]),
         graph.parameters[worst],
         {p: float(v) for p, v in zip(graph.parameters, chosen)},
+        kinks,
     )

@@ -1,0 +1,325 @@
+"""Numbers: the worked example against PyTorch float64, Mazur's published values, and the check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import chainrule
+from chainrule.catalog import ACTIVATIONS, LOSSES
+from chainrule.network import DEFAULT_LEARNING_RATE, Dense, Example, Network
+from chainrule.numeric import TOLERANCE, compose, draw_point, lambdify_checked, leaf_symbols, worked_example
+
+from conftest import as_arrays, assert_close, count_parameters, describe, random_network, torch_reference
+
+# --- (a) the default 2-2-2 example ----------------------------------------------------
+
+#: Matt Mazur, "A Step by Step Backpropagation Example" (2015), as printed there.
+MAZUR_TOTAL_ERROR = "0.298371109"
+MAZUR_UPDATED = {
+    ("W2", 0, 0): "0.35891648",  # w5
+    ("W2", 0, 1): "0.408666186",  # w6
+    ("W2", 1, 0): "0.511301270",  # w7
+    ("W2", 1, 1): "0.561370121",  # w8
+    ("W1", 0, 0): "0.149780716",  # w1
+    ("W1", 0, 1): "0.19956143",  # w2
+    ("W1", 1, 0): "0.24975114",  # w3
+    ("W1", 1, 1): "0.29950229",  # w4
+}
+#: Intermediate values printed on the way: out_h1, out_h2, out_o1, out_o2 and ∂E/∂w5.
+MAZUR_FORWARD = {("a1", 0): "0.593269992", ("a1", 1): "0.596884378", ("a2", 0): "0.75136507", ("a2", 1): "0.772928465"}
+MAZUR_DE_DW5 = "0.082167041"
+
+
+def matches_printed(value: float, printed: str) -> bool:
+    """``value`` rounds to ``printed`` at the number of decimals printed."""
+    decimals = len(printed.split(".")[1])
+    return abs(value - float(printed)) <= 0.5 * 10.0**-decimals + 1e-15
+
+
+def test_matches_printed_can_fail():
+    assert matches_printed(0.1234564, "0.123456")
+    assert not matches_printed(0.1234566, "0.123456")
+
+
+@pytest.fixture(scope="module")
+def mazur():
+    net = chainrule.default_network()
+    derivation = chainrule.derive(net)
+    return net, derivation, chainrule.worked_example(derivation)
+
+
+def test_default_example_uses_the_spec_values(mazur):
+    net, _, example = mazur
+    assert example.point.drawn == ()
+    assert example.point.x == (0.05, 0.10) and example.point.y == (0.01, 0.99)
+    assert example.point.learning_rate == 0.5
+    np.testing.assert_array_equal(example.point.parameters["W1"], [[0.15, 0.20], [0.25, 0.30]])
+    np.testing.assert_array_equal(example.point.parameters["b2"], [0.60, 0.60])
+
+
+def test_default_example_equals_torch(mazur):
+    net, derivation, example = mazur
+    graph = derivation.graph
+    ref = torch_reference(net, example.point)
+    assert example.loss == pytest.approx(ref.loss, rel=1e-9, abs=0)
+    gradients = as_arrays(graph, example.adjoints)
+    updated = as_arrays(graph, example.updated)
+    assert set(gradients) == set(ref.gradients) == {"W1", "b1", "W2", "b2"}
+    for name, want in ref.gradients.items():
+        assert_close(gradients[name], want, rtol=1e-9, floor=1e-12)
+        assert_close(updated[name], example.point.parameters[name] - 0.5 * want, rtol=1e-9, floor=1e-12)
+    for layer in graph.layers:
+        assert_close([example.values[z] for z in layer.z], ref.forward[f"z{layer.number}"], rtol=1e-9, floor=1e-12)
+        assert_close([example.values[a] for a in layer.a], ref.forward[f"a{layer.number}"], rtol=1e-9, floor=1e-12)
+
+
+def test_default_example_equals_mazurs_published_numbers(mazur):
+    _, derivation, example = mazur
+    graph = derivation.graph
+    assert matches_printed(example.loss, MAZUR_TOTAL_ERROR), example.loss
+    updated = as_arrays(graph, example.updated)
+    for (name, j, k), printed in MAZUR_UPDATED.items():
+        assert matches_printed(updated[name][j, k], printed), (name, j, k, updated[name][j, k])
+    for (vector, j), printed in MAZUR_FORWARD.items():
+        layer = graph.layers[int(vector[1]) - 1]
+        assert matches_printed(example.values[layer.a[j]], printed), (vector, j)
+    assert matches_printed(example.adjoints[graph.layers[1].weights[0][0]], MAZUR_DE_DW5)
+
+
+def test_default_example_passes_its_check(mazur):
+    _, derivation, example = mazur
+    check = example.check
+    assert check.passed and check.tolerance == TOLERANCE
+    assert check.max_relative_error <= 1e-6
+    assert set(check.finite_differences) == set(derivation.graph.parameters)
+    for p, estimate in check.finite_differences.items():
+        assert estimate == pytest.approx(example.adjoints[p], rel=1e-6, abs=1e-12)
+    assert check.worst in derivation.graph.parameters
+
+
+def test_adjoint_of_every_node_is_reported(mazur):
+    _, derivation, example = mazur
+    assert set(example.adjoints) == set(derivation.adjoints)
+    assert example.adjoints[derivation.graph.loss] == 1.0
+    # δ of an output unit is (a - y) a (1 - a) for sigmoid with half the squared error
+    layer = derivation.graph.layers[1]
+    a, y = example.values[layer.a[0]], example.point.y[0]
+    assert example.adjoints[layer.z[0]] == pytest.approx((a - y) * a * (1 - a), rel=1e-12)
+
+
+# --- (b) random networks against PyTorch autograd -------------------------------------
+
+#: Relative tolerance against PyTorch, with a floor: an entry is compared as
+#: |got - want| <= RTOL * max(|want|, FLOOR). Below 1e-3 in magnitude an entry is held to
+#: 1e-13 absolute: the gradients are sums of products of O(1) factors, so float64
+#: rounding leaves absolute errors of order 1e-16 (the worst seen is ~3e-16), and a
+#: wrong gradient is off by far more than 1e-13. Exact zeros (dead relu units) must be
+#: within 1e-13 of zero as well.
+RTOL, FLOOR = 1e-10, 1e-3
+MAX_PARAMETERS = 24
+#: relu stacks are kept to two layers: composing deeper nested relu Piecewise takes
+#: tens of seconds (see test_relu_after_relu_* for what goes wrong already at two).
+RELU_DEPTH = 2
+
+
+def _random_cases():
+    cases = []
+    for a, activation in enumerate([*sorted(ACTIVATIONS), None]):
+        for l, loss in enumerate(sorted(LOSSES)):
+            for seed in range(3):
+                depth = RELU_DEPTH if activation == "relu" else 4
+                net = random_network(10000 + 1000 * a + 100 * l + seed, activation, loss, depth, 4, MAX_PARAMETERS)
+                if activation is None and sum(layer.activation == "relu" for layer in net.layers) > 1:
+                    # mixed networks hold at most one relu layer; two are test_relu_after_relu_*
+                    net = Network(
+                        net.inputs,
+                        tuple(Dense(l.units, "tanh", l.bias) if l.activation == "relu" and i else l for i, l in enumerate(net.layers)),
+                        net.loss,
+                    )
+                point_seed = _live_seed(net, seed)
+                cases.append(pytest.param(net, point_seed, id=f"{describe(net)}@{point_seed}"))
+    return cases
+
+
+def _live_seed(net: Network, seed: int) -> int:
+    """The first point seed from ``seed`` on where some gradient is nonzero.
+
+    A relu output unit is dead at about half the drawn points, and then every gradient
+    is 0 and comparing them shows nothing; the reference alone decides, before chainrule runs.
+    """
+    while not any(np.any(g != 0) for g in torch_reference(net, draw_point(net, seed)).gradients.values()):
+        seed += 1
+    return seed
+
+
+RANDOM = _random_cases()
+
+
+def test_random_cases_cover_depth_width_activations_and_losses():
+    nets = [case.values[0] for case in RANDOM]
+    assert {len(n.layers) for n in nets} == {1, 2, 3, 4}
+    assert {u for n in nets for u in n.sizes} == {1, 2, 3, 4}
+    assert {l.activation for n in nets for l in n.layers} == set(ACTIVATIONS)
+    assert {n.loss for n in nets} == set(LOSSES)
+    assert any(len(n.layers) == 2 and all(l.activation == "relu" for l in n.layers) for n in nets)
+    assert all(count_parameters(n) <= MAX_PARAMETERS for n in nets)
+
+
+def _gradients_against_torch(net: Network, seed: int, check: bool = True):
+    derivation = chainrule.derive(net)
+    example = worked_example(derivation, seed=seed)
+    ref = torch_reference(net, example.point)
+    gradients = as_arrays(derivation.graph, example.adjoints)
+    assert set(gradients) == set(ref.gradients)
+    assert example.loss == pytest.approx(ref.loss, rel=RTOL, abs=RTOL * FLOOR)
+    for name, want in ref.gradients.items():
+        assert_close(gradients[name], want, RTOL, FLOOR)
+    for layer in derivation.graph.layers:
+        assert_close([example.values[a] for a in layer.a], ref.forward[f"a{layer.number}"], RTOL, FLOOR)
+    if check:
+        assert example.check.max_relative_error <= 1e-6
+        assert example.check.passed
+    return ref
+
+
+@pytest.mark.parametrize("net, seed", RANDOM)
+def test_gradients_equal_torch_and_finite_differences(net, seed):
+    ref = _gradients_against_torch(net, seed)
+    # the comparison compared something: not every gradient is zero
+    assert any(np.any(g != 0) for g in ref.gradients.values())
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_relu_after_relu_single_units(loss):
+    """The smallest network with one relu feeding another: 1 input, 1 unit, 1 unit."""
+    net = Network(1, (Dense(1, "relu"), Dense(1, "relu")), loss)
+    example = Example(x=(1.0,), y=(0.25,), parameters={"W1": ((0.5,),), "b1": (0.25,), "W2": ((2.0,),), "b2": (-0.5,)})
+    net = Network(net.inputs, net.layers, net.loss, example=example)
+    ref = _gradients_against_torch(net, 0)
+    assert ref.loss > 0  # z1 = 0.75, z2 = 1.0: both units active
+
+
+@pytest.mark.parametrize("activation", ["identity", "sigmoid", "tanh", "relu"])
+def test_relu_after_any_layer_2_2_2(activation):
+    net = Network(2, (Dense(2, activation), Dense(2, "relu")), "half_sse")
+    _gradients_against_torch(net, 3)
+
+
+def test_relu_at_an_exact_kink_follows_torch():
+    """z = 0.5 * 1 - 0.5 = 0 exactly: relu'(0) = 0 in chainrule and in PyTorch."""
+    derivation = chainrule.derive(KINK)
+    example = worked_example(derivation)
+    assert example.values[derivation.graph.layers[0].z[0]] == 0.0
+    ref = _gradients_against_torch(KINK, 0, check=False)
+    assert ref.gradients["W1"][0, 0] == 0.0 and ref.gradients["b1"][0] == 0.0
+    assert example.adjoints[derivation.graph.layers[0].biases[0]] == 0.0
+
+
+def test_check_passes_for_correct_gradients_at_a_kink():
+    """The gradients at the kink equal PyTorch's (test above), so the check must not fail them.
+
+    Every central difference straddles an exact kink and measures the mean of the two
+    one-sided slopes (1/2 here), so comparing it with relu'(0) = 0 reports a relative
+    error of 1 for a correct gradient, and ``chainrule derive`` refuses to write anything
+    ("this is a bug in chainrule").
+    """
+    example = worked_example(chainrule.derive(KINK))
+    assert example.check.passed, example.check.max_relative_error
+
+
+KINK = Network(
+    1,
+    (Dense(2, "relu"), Dense(1, "identity")),
+    "half_sse",
+    example=Example(x=(1.0,), y=(1.0,), parameters={"W1": ((0.5,), (1.0,)), "b1": (-0.5, 0.25), "W2": ((1.0, 1.0),)}),
+)
+
+
+# --- (c) draw_point -------------------------------------------------------------------
+
+NET = Network(3, (Dense(2, "tanh"), Dense(2, "sigmoid", bias=False)), "mse")
+
+
+def _same_point(p, q) -> bool:
+    return (
+        p.x == q.x
+        and p.y == q.y
+        and p.learning_rate == q.learning_rate
+        and p.drawn == q.drawn
+        and set(p.parameters) == set(q.parameters)
+        and all(np.array_equal(p.parameters[k], q.parameters[k]) for k in p.parameters)
+    )
+
+
+def test_draw_point_is_deterministic_for_a_seed():
+    assert _same_point(draw_point(NET, 7), draw_point(NET, 7))
+    assert not _same_point(draw_point(NET, 7), draw_point(NET, 8))
+    assert draw_point(NET, 7).seed == 7
+    assert draw_point(NET).seed == 0 and _same_point(draw_point(NET), draw_point(NET, 0))
+
+
+def test_draw_point_draws_everything_when_nothing_is_given():
+    point = draw_point(NET, 1)
+    assert point.drawn == ("x", "y", "W1", "b1", "W2")
+    assert point.default_rate and point.learning_rate == DEFAULT_LEARNING_RATE
+    assert len(point.x) == 3 and len(point.y) == 2
+    assert {k: v.shape for k, v in point.parameters.items()} == {"W1": (2, 3), "b1": (2,), "W2": (2, 2)}
+    assert all(-1 <= v <= 1 for v in point.x) and all(0 <= v <= 1 for v in point.y)
+    for values in [point.x, point.y, *(v.ravel() for v in point.parameters.values())]:
+        for v in values:
+            assert round(v, 2) == v  # two decimals, for a reader
+            assert np.copysign(1.0, v) == 1.0 or v != 0  # no -0.0
+
+
+def test_draw_point_respects_given_values():
+    given = Example(x=(0.1, 0.2, 0.3), learning_rate=0.05, parameters={"W2": ((1.0, 2.0), (3.0, 4.0))})
+    net = Network(NET.inputs, NET.layers, NET.loss, example=given)
+    point = draw_point(net, 1)
+    assert point.x == (0.1, 0.2, 0.3)
+    assert point.learning_rate == 0.05 and not point.default_rate
+    np.testing.assert_array_equal(point.parameters["W2"], [[1.0, 2.0], [3.0, 4.0]])
+    assert point.drawn == ("y", "W1", "b1")
+    # what is still drawn does not move when other values are written into the spec
+    free = draw_point(NET, 1)
+    assert point.y == free.y
+    np.testing.assert_array_equal(point.parameters["W1"], free.parameters["W1"])
+    np.testing.assert_array_equal(point.parameters["b1"], free.parameters["b1"])
+
+
+def test_worked_example_uses_the_point_it_is_given():
+    derivation = chainrule.derive(NET)
+    point = draw_point(NET, 5)
+    a = worked_example(derivation, point)
+    b = worked_example(derivation, seed=5)
+    assert a.point is point
+    assert a.loss == b.loss and a.adjoints == b.adjoints
+    assert worked_example(derivation, seed=6).loss != a.loss
+    for p in derivation.graph.parameters:
+        assert a.updated[p] == pytest.approx(a.values[p] - point.learning_rate * a.adjoints[p], rel=1e-15)
+
+
+# --- (d) lambdify_checked --------------------------------------------------------------
+
+
+def test_lambdify_checked_refuses_an_undeclared_symbol():
+    x, y, stray = sp.symbols("x y stray")
+    with pytest.raises(ValueError, match="stray"):
+        lambdify_checked((x, y), [x + y, x * stray])
+    with pytest.raises(ValueError, match="y"):
+        lambdify_checked((x,), [x + y])
+
+
+def test_lambdify_checked_evaluates_declared_expressions():
+    x, y = sp.symbols("x y")
+    f = lambdify_checked((x, y), [x + y, sp.exp(x) * y, sp.Integer(3)])
+    got = f(1.0, 2.0)
+    assert got[0] == 3.0 and got[1] == pytest.approx(2 * np.e, rel=1e-15) and got[2] == 3
+
+
+def test_every_worked_example_expression_is_in_the_leaves(default_net):
+    graph = chainrule.derive(default_net).graph
+    composed = compose(graph)
+    assert composed[graph.loss].free_symbols <= set(leaf_symbols(graph))
+    assert set(leaf_symbols(graph)) == set(graph.inputs) | set(graph.targets) | set(graph.parameters)
