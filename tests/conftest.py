@@ -7,6 +7,8 @@ lets autograd differentiate it.
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,3 +146,13 @@ def make_network():
 def reference():
     """``reference(network, point)``: PyTorch float64 loss, forward values and gradients."""
     return torch_reference
+
+
+def required_program(name: str) -> str:
+    """The path of a program the test needs: CI must have it, elsewhere the test skips."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {name} is not on PATH; these tests must run in CI")
+        pytest.skip(f"{name} is not installed (shutil.which({name!r}) is None)")
+    return path

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import shutil
 import struct
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from conftest import required_program
 
 from chainrule import default_network, derive, worked_example
 from chainrule.render import render
@@ -94,12 +94,7 @@ window.addEventListener("load", function () {
 
 
 def chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but chromium is not on PATH; the browser tests must run in CI")
-        pytest.skip("chromium is not installed (shutil.which('chromium') is None)")
-    return path
+    return required_program("chromium")
 
 
 def run_chromium(workdir: Path, page: Path, width: int, *args: str) -> subprocess.CompletedProcess:

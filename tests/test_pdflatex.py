@@ -5,7 +5,6 @@ pdflatex runs with -no-shell-escape and -halt-on-error, in a fresh folder per do
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -13,6 +12,8 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+
+from conftest import required_program
 
 from chainrule import Dense, Network, default_network, derive, worked_example
 from chainrule.render import render
@@ -33,12 +34,7 @@ OVERFULL_LIMIT_PT = 20.0
 
 
 def pdflatex() -> str:
-    path = shutil.which("pdflatex")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but pdflatex is not on PATH; the pdflatex tests must run in CI")
-        pytest.skip("pdflatex is not installed (shutil.which('pdflatex') is None)")
-    return path
+    return required_program("pdflatex")
 
 
 class Compiled:
