@@ -79,6 +79,7 @@ def json_document(derivation: Derivation, example: WorkedExample | None) -> str:
             "worst_parameter": str(check.worst),
             "tolerance": check.tolerance,
             "passed": check.passed,
+            "kinks": {str(p): {"left": left, "right": right} for p, (left, right) in check.kinks.items()},
         }
     doc["symbols"] = {str(s): text_name(s, derivation.notation) for s in graph.notation}
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
