@@ -466,3 +466,20 @@ def test_two_processes_write_byte_identical_files(tmp_path: Path) -> None:
     assert sorted(written[0]) == ["mixed.html", "mixed.json", "mixed.md", "mixed.tex"]
     for name in written[0]:
         assert written[0][name] == written[1][name], name
+
+
+def test_closed_forms_too_long_to_read_are_summarized_not_typeset() -> None:
+    """Five relu/sigmoid/tanh layers of four: first-layer closed forms have thousands of symbols."""
+    from chainrule.render.steps import LONGEST_CLOSED_FORM, written_size
+
+    net = Network(4, tuple(Dense(4, a) for a in ("relu", "relu", "sigmoid", "relu", "tanh")), "mse")
+    d = derive(net)
+    ex = worked_example(d, seed=3)
+    first = d.graph.parameters[0]
+    assert written_size(d.gradient(first).closed) > LONGEST_CLOSED_FORM
+    md = render(d, "md", ex)
+    assert f"it would take {written_size(d.gradient(first).closed)} symbols" in md
+    doc = json.loads(render(d, "json", ex))
+    assert doc["parameters"]["W1"]["symbolic"]["closed"][0][0] is None
+    assert doc["parameters"]["W5"]["symbolic"]["closed"][0][0] is not None
+    assert len(md) < 400_000

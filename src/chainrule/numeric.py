@@ -1,9 +1,9 @@
 """Numbers from a derivation: lambdified forward values, adjoints, an update, and a check.
 
-The derivation's expressions are composed into the leaves (inputs, targets, parameters)
-by substituting each node's definition once, in topological order, so shared
-subexpressions stay shared; ``lambdify(..., cse=True)`` then turns them into one NumPy
-function. The check compares every derived gradient with a fourth-order central
+The generated NumPy function runs the graph's own definitions in topological order (the
+forward pass), then each δ from the δs above (the backward pass), then what is asked;
+``lambdify`` writes it, with SymPy's CSE on the rest. Nothing is composed, so its size
+grows with the graph, not with the number of paths through it. The check compares every derived gradient with a fourth-order central
 difference of the loss alone, which shares nothing with the derivation but the forward
 definitions.
 
@@ -154,9 +154,10 @@ def _declared(expr: sp.Expr, allowed: set) -> None:
         raise ValueError(f"expression uses undeclared symbols {sorted(map(str, extra))}")
 
 
-def lambdify_graph(graph: Graph, exprs: list[sp.Expr]):
-    """A NumPy function of the leaves that runs the forward pass, then evaluates ``exprs``."""
-    return lambdify_checked(leaf_symbols(graph), exprs, [(n.symbol, n.expr) for n in graph.nodes])
+def lambdify_graph(graph: Graph, exprs: list[sp.Expr], after=()):
+    """A NumPy function of the leaves that runs the forward pass, then ``after``, then ``exprs``."""
+    steps = [(n.symbol, n.expr) for n in graph.nodes] + list(after)
+    return lambdify_checked(leaf_symbols(graph), exprs, steps)
 
 
 def worked_example(derivation: Derivation, point: Point | None = None, seed: int = 0) -> WorkedExample:
@@ -166,12 +167,15 @@ def worked_example(derivation: Derivation, point: Point | None = None, seed: int
         point = draw_point(derivation.network, seed)
     nodes = [n.symbol for n in graph.nodes]
     adjoint_symbols = list(derivation.adjoints)
-    exprs = nodes + [derivation.adjoints[s].closed for s in adjoint_symbols]
+    # The backward pass as the derivation states it: each δ from the δs above. (Closed
+    # forms say the same, but written out they grow exponentially with depth.)
+    backward = [(a.name, a.substituted) for a in derivation.adjoints.values() if a.name is not None]
+    exprs = nodes + [derivation.adjoints[s].substituted for s in adjoint_symbols]
     leaves = _leaf_values(graph, point)
     # exp(1000) is inf in float64 while 1/(1 + inf) is the right 0, so overflow is judged
     # on the results, not on the way there.
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-        results = lambdify_graph(graph, exprs)(*leaves.values())
+        results = lambdify_graph(graph, exprs, backward)(*leaves.values())
         values = {**leaves, **{s: float(v) for s, v in zip(nodes, results)}}
         adjoints = {s: float(v) for s, v in zip(adjoint_symbols, results[len(nodes) :])}
         updated = {p: values[p] - point.learning_rate * adjoints[p] for p in graph.parameters}

@@ -24,9 +24,6 @@ if TYPE_CHECKING:
     from ..derive import Derivation
     from ..numeric import WorkedExample
 
-#: Closed forms longer than this many printed characters are summarized, not typeset.
-LONGEST_FORMULA = 900
-
 
 def _context(derivation: Derivation, example: WorkedExample | None, fragment: bool = False) -> dict:
     net = derivation.network
@@ -39,7 +36,6 @@ def _context(derivation: Derivation, example: WorkedExample | None, fragment: bo
         "net": derivation.network,
         "ex": example,
         "fragment": fragment,
-        "longest": LONGEST_FORMULA,
         "diagram": network_diagram,
     }
 

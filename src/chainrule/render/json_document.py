@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..graph import parameter_names
 from .printing import text_name
+from .steps import closed_form_shown
 
 if TYPE_CHECKING:
     from ..derive import Derivation
@@ -26,6 +27,11 @@ def _nested(symbols, leaf) -> Any:
     if isinstance(symbols, tuple):
         return [_nested(s, leaf) for s in symbols]
     return leaf(symbols)
+
+
+def _closed(expr) -> str | None:
+    """A closed form as text, or null where it is too long to write out (see steps)."""
+    return str(expr) if closed_form_shown(expr) else None
 
 
 def json_document(derivation: Derivation, example: WorkedExample | None) -> str:
@@ -64,12 +70,12 @@ def json_document(derivation: Derivation, example: WorkedExample | None) -> str:
             entry["finite_difference"] = _nested(symbols, lambda s: example.check.finite_differences[s])
         entry["symbolic"] = {
             "substituted": _nested(symbols, lambda s: str(derivation.adjoints[s].substituted)),
-            "closed": _nested(symbols, lambda s: str(derivation.adjoints[s].closed)),
+            "closed": _nested(symbols, lambda s: _closed(derivation.adjoints[s].closed)),
         }
         parameters[name] = entry
     doc["parameters"] = parameters
     doc["deltas_symbolic"] = {
-        str(a.name): {"substituted": str(a.substituted), "closed": str(a.closed)} for a in derivation.deltas
+        str(a.name): {"substituted": str(a.substituted), "closed": _closed(a.closed)} for a in derivation.deltas
     }
     if example is not None:
         check = example.check

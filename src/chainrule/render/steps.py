@@ -22,6 +22,32 @@ if TYPE_CHECKING:
     from ..numeric import WorkedExample
 
 
+#: Closed forms that take more symbols than this when written out are not typeset: their
+#: size doubles with each layer (one term per path to the loss), and they stop teaching.
+LONGEST_CLOSED_FORM = 400
+
+
+def written_size(expr: sp.Basic) -> int:
+    """How many symbols and operations ``expr`` takes written out, shared parts counted each time.
+
+    >>> a, b = sp.symbols("a b")
+    >>> written_size((a + b) * (a - b))  # a - b is a + (-1)*b
+    9
+    """
+    memo: dict[sp.Basic, int] = {}
+
+    def size(e: sp.Basic) -> int:
+        if e not in memo:
+            memo[e] = 1 + sum(size(arg) for arg in e.args)
+        return memo[e]
+
+    return size(expr)
+
+
+def closed_form_shown(expr: sp.Basic) -> bool:
+    return written_size(expr) <= LONGEST_CLOSED_FORM
+
+
 @dataclass(frozen=True)
 class Op:
     """An operator between pieces of math: "=", "·", "+", "←", "−"."""
@@ -133,8 +159,11 @@ def adjoint_block(d: Derivation, ex: WorkedExample | None, adj: Adjoint, key: st
         if reused:
             note += (("; " if note else "") + "reusing ", _join(tuple(dict.fromkeys(reused)), Op(",")), " from the backward pass")
         rows.append(Row(() if rows else lhs, _join([_join(t, TIMES) for t in terms], PLUS), note))
-    rows.append(Row(() if rows else lhs, (adj.substituted,), ("local derivatives substituted",)))
-    if adj.closed != adj.substituted:
+    note = ("local derivatives substituted",)
+    if adj.closed != adj.substituted and not closed_form_shown(adj.closed):
+        note += (f"; written out in forward-pass quantities it would take {written_size(adj.closed)} symbols",)
+    rows.append(Row(() if rows else lhs, (adj.substituted,), ("".join(note),)))
+    if adj.closed != adj.substituted and closed_form_shown(adj.closed):
         rows.append(Row((), (adj.closed,), ("in forward-pass quantities only",)))
     if ex is not None:
         rows.append(Row((), (Number(ex.adjoints[adj.node]),), ("at the example's values",)))
