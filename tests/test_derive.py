@@ -112,7 +112,16 @@ def test_every_gradient_equals_sympy_diff_of_the_composed_loss(net):
         for a in sorted(set(ACTIVATIONS) - {"relu"})
         for loss in sorted(LOSSES)
     ]
-    + [Network(1, (Dense(1, a), Dense(1, a)), "half_sse") for a in sorted(set(ACTIVATIONS) - {"relu"})],
+    + [Network(1, (Dense(1, a), Dense(1, a)), "half_sse") for a in sorted(set(ACTIVATIONS) - {"relu"})]
+    # relu where simplify can still decide the Piecewise: one relu layer, under or over another
+    + [
+        Network(1, (Dense(1, "relu"),), "mse"),
+        Network(2, (Dense(2, "relu"),), "half_sse"),
+        Network(1, (Dense(1, "relu"), Dense(1, "sigmoid")), "mse"),
+        # (sigmoid under relu is left to the frozen check above: simplify leaves
+        # (e^u + 1)^2 - 4 e^u cosh(u/2)^2 standing, which is 0 but not to simplify)
+        Network(1, (Dense(1, "tanh"), Dense(1, "relu")), "half_sse"),
+    ],
     ids=describe,
 )
 def test_small_networks_without_freezing(net):
