@@ -95,12 +95,18 @@ class Network:
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         """``{"W1": (units, inputs), "b1": (units,), ...}`` in layer order."""
-        shapes: dict[str, tuple[int, ...]] = {}
-        for number, (layer, fan_in) in enumerate(zip(self.layers, self.sizes), start=1):
-            shapes[f"W{number}"] = (layer.units, fan_in)
-            if layer.bias:
-                shapes[f"b{number}"] = (layer.units,)
-        return shapes
+        return _parameter_shapes(self.inputs, self.layers)
+
+
+def _parameter_shapes(inputs: int, layers: Sequence[Dense]) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    fan_in = inputs
+    for number, layer in enumerate(layers, start=1):
+        shapes[f"W{number}"] = (layer.units, fan_in)
+        if layer.bias:
+            shapes[f"b{number}"] = (layer.units,)
+        fan_in = layer.units
+    return shapes
 
 
 DEFAULT_SPEC = """\
@@ -219,11 +225,7 @@ def _example_as_dict(example: Example) -> dict[str, Any]:
 
 
 def _example(data: Mapping[str, Any], inputs: int, layers: Sequence[Dense]) -> Example:
-    shapes: dict[str, tuple[int, ...]] = {}
-    for number, (layer, fan_in) in enumerate(zip(layers, (inputs, *(l.units for l in layers))), start=1):
-        shapes[f"W{number}"] = (layer.units, fan_in)
-        if layer.bias:
-            shapes[f"b{number}"] = (layer.units,)
+    shapes = _parameter_shapes(inputs, layers)
     _known(data, "example", {"x", "y", "learning_rate", *shapes})
     x = _array(data["x"], "example.x", (inputs,)) if "x" in data else None
     y = _array(data["y"], "example.y", (layers[-1].units,)) if "y" in data else None

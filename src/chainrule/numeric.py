@@ -3,9 +3,9 @@
 The generated NumPy function runs the graph's own definitions in topological order (the
 forward pass), then each δ from the δs above (the backward pass), then what is asked;
 ``lambdify`` writes it, with SymPy's CSE on the rest. Nothing is composed, so its size
-grows with the graph, not with the number of paths through it. The check compares every derived gradient with a fourth-order central
-difference of the loss alone, which shares nothing with the derivation but the forward
-definitions.
+grows with the graph, not with the number of paths through it. The check compares every
+derived gradient with a fourth-order central difference of the loss alone, which shares
+nothing with the derivation but the forward definitions.
 
 >>> from chainrule.network import default_network
 >>> from chainrule.derive import derive
@@ -94,19 +94,18 @@ def draw_point(network: Network, seed: int = 0) -> Point:
     given = network.example
     drawn: list[str] = []
 
-    def pick(name: str, value, make):
-        fresh = np.round(make(), 2) + 0.0  # + 0.0 turns -0.0 into 0.0
+    def pick(name: str, value, fresh: np.ndarray) -> np.ndarray:
         if value is None:
             drawn.append(name)
-            return fresh
+            return np.round(fresh, 2) + 0.0  # + 0.0 turns -0.0 into 0.0
         return np.asarray(value, dtype=float)
 
-    x = pick("x", given and given.x, lambda: rng.uniform(-1, 1, network.inputs))
-    y = pick("y", given and given.y, lambda: rng.uniform(0, 1, network.outputs))
+    x = pick("x", given and given.x, rng.uniform(-1, 1, network.inputs))
+    y = pick("y", given and given.y, rng.uniform(0, 1, network.outputs))
     params: dict[str, np.ndarray] = {}
     for name, shape in network.parameter_shapes().items():
         limit = np.sqrt(6 / (shape[-1] + shape[0])) if name.startswith("W") else 0.5
-        params[name] = pick(name, given and given.parameters.get(name), lambda: rng.uniform(-limit, limit, shape))
+        params[name] = pick(name, given and given.parameters.get(name), rng.uniform(-limit, limit, shape))
     rate = given.learning_rate if given and given.learning_rate is not None else None
     default_rate = rate is None
     if default_rate:
@@ -185,7 +184,7 @@ def worked_example(derivation: Derivation, point: Point | None = None, seed: int
                 f"the example's values make {bad[0]} overflow float64; use values of a size a worked example can show"
             )
         loss = lambdify_graph(graph, [graph.loss])
-        check = _check(graph, loss, leaves, adjoints)
+        check = _check(graph, loss, leaves, values[graph.loss], adjoints)
     return WorkedExample(point, values[graph.loss], values, adjoints, updated, check)
 
 
@@ -197,7 +196,9 @@ def _leaf_values(graph: Graph, point: Point) -> dict[sp.Symbol, float]:
     return {s: float(values[s]) for s in leaf_symbols(graph)}
 
 
-def _check(graph: Graph, loss, leaves: Mapping[sp.Symbol, float], adjoints: Mapping[sp.Symbol, float]) -> Check:
+def _check(
+    graph: Graph, loss, leaves: Mapping[sp.Symbol, float], loss_value: float, adjoints: Mapping[sp.Symbol, float]
+) -> Check:
     """Fourth-order central differences of the loss for every parameter, all in one call."""
     order = list(leaves)
     base = np.array([leaves[s] for s in order])
@@ -217,7 +218,6 @@ def _check(graph: Graph, loss, leaves: Mapping[sp.Symbol, float], adjoints: Mapp
     values = np.asarray(loss(*table)[0], dtype=float).reshape(len(STEPS), len(params), 4)
     estimates = (values @ weights) / np.array(steps).reshape(len(STEPS), len(params))
     derived = np.array([adjoints[p] for p in graph.parameters])
-    loss_value = float(np.asarray(loss(*base)[0]))
     floor = 1e-6 * max(1.0, abs(loss_value))
 
     def relative(a, b):

@@ -50,12 +50,12 @@ def closed_form_shown(expr: sp.Basic) -> bool:
 
 @dataclass(frozen=True)
 class Op:
-    """An operator between pieces of math: "=", "·", "+", "←", "−"."""
+    """An operator between pieces of math: "=", "·", "+", ","."""
 
     text: str
 
 
-EQ, TIMES, PLUS, MINUS, GETS = Op("="), Op("·"), Op("+"), Op("−"), Op("←")
+EQ, TIMES, PLUS = Op("="), Op("·"), Op("+")
 
 
 @dataclass(frozen=True)
