@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
+import sympy as sp
 
 from chainrule import catalog
+from chainrule.functions import sigmoid
 from chainrule.network import (
     MAX_LAYERS,
     MAX_UNITS,
@@ -101,9 +104,113 @@ def test_example_may_give_only_some_values():
 
 @pytest.mark.parametrize("activation", sorted(catalog.ACTIVATIONS))
 @pytest.mark.parametrize("loss", sorted(catalog.LOSSES))
-def test_every_catalog_name_is_accepted(activation, loss):
-    net = loads(f'[network]\ninputs = 1\nlayers = [{{ units = 2, activation = "{activation}" }}]\nloss = "{loss}"\n')
+def test_every_catalog_name_is_accepted_where_it_fits(activation, loss):
+    text = f'[network]\ninputs = 1\nlayers = [{{ units = 2, activation = "{activation}" }}]\nloss = "{loss}"\n'
+    required = catalog.LOSSES[loss].requires
+    if required is not None and required != activation:
+        with pytest.raises(SpecError, match=f"network.loss: {loss} expects a {required} output layer"):
+            loads(text)
+        return
+    net = loads(text)
     assert net.layers[0].activation == activation and net.loss == loss
+    assert net.activations[0].entry is catalog.ACTIVATIONS[activation]
+    assert net.loss_choice.entry is catalog.LOSSES[loss]
+
+
+@pytest.mark.parametrize("name", sorted(catalog.REGULARIZERS))
+def test_every_regularizer_is_accepted(name):
+    net = loads(NETWORK.replace('loss = "mse"', f'loss = "mse"\nregularizer = {{ name = "{name}", coefficient = 0.25 }}'))
+    assert net.regularizer_choice.entry is catalog.REGULARIZERS[name]
+    assert net.regularizer_choice.values == {"coefficient": 0.25}
+    assert loads(NETWORK.replace('loss = "mse"', f'loss = "mse"\nregularizer = "{name}"')).regularizer_choice.values == {
+        "coefficient": 0.01
+    }
+
+
+def test_parameters_in_inline_tables():
+    net = loads(
+        '[network]\ninputs = 1\nlayers = [{ units = 2, activation = { name = "leaky_relu", alpha = 0.1 } }, '
+        '{ units = 1, activation = "prelu" }]\nloss = { name = "huber", delta = 0.5 }\n'
+    )
+    assert net.activations[0].values == {"alpha": 0.1}
+    assert net.activations[0].label == "leaky_relu (α = 0.1)"
+    assert net.activations[1].values == {"alpha": 0.25}  # PyTorch's starting value, learned
+    assert net.loss_choice.values == {"delta": 0.5}
+    assert net.parameter_shapes()["alpha2"] == ()
+
+
+def test_custom_formulas_are_derived_like_built_ins():
+    net = loads(
+        '[network]\ninputs = 1\nlayers = [{ units = 2, activation = "z/(1+abs(z))" }, '
+        '{ units = 1, activation = { formula = "z*sigmoid(beta*z)", beta = 1.5 } }]\n'
+        'loss = { formula = "log(cosh(yhat - y))", reduction = "mean" }\n'
+    )
+    z, beta = catalog.Z, sp.Symbol("beta", real=True)
+    assert net.activations[0].entry.formula == z / (1 + sp.Abs(z))
+    assert sp.simplify(net.activations[0].entry.derivative - sp.diff(z / (1 + sp.Abs(z)), z)) == 0
+    assert net.activations[1].entry.formula == z * sigmoid(beta * z)
+    assert net.activations[1].values == {"beta": 1.5}
+    assert net.loss_choice.entry.term == sp.log(sp.cosh(catalog.P - catalog.Y))
+    assert net.loss_choice.entry.reduction == "mean"
+
+
+#: Hostile text where a spec file takes a formula or a name: each is refused with the
+#: field it came from, nothing runs, and the refusal is quick.
+HOSTILE_SPEC_TEXT = [
+    "__import__('os').system('id')",
+    "().__class__.__bases__[0].__subclasses__()",
+    "z.__class__",
+    "exp.__globals__",
+    'f"{z}"',
+    "lambda: 1",
+    "9**9**9",
+    "((9**9)**9999)**9999",
+    "factorial(10**7)",
+    "(" * 300 + "z" + ")" * 300,
+    "z" * 100_000,
+    "ｚ + 1",
+    "open('/etc/passwd')",
+    "z if z else 1",
+    "[c for c in ()]",
+    "z; import os",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_SPEC_TEXT, ids=range(len(HOSTILE_SPEC_TEXT)))
+@pytest.mark.parametrize("where", ["activation", "loss", "constant", "constant value"])
+def test_hostile_formulas_and_names_in_spec_files_are_refused(text, where, monkeypatch):
+    import builtins
+    import os
+
+    monkeypatch.setattr(os, "system", lambda *a: pytest.fail("os.system was called"))
+    monkeypatch.setattr(builtins, "__import__", _guarded_import(builtins.__import__))
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    if where == "activation":
+        spec, field = f'[network]\ninputs = 1\nlayers = [{{ units = 1, activation = "{quoted}" }}]\nloss = "mse"\n', "network.layers[0].activation"
+    elif where == "loss":
+        spec, field = f'[network]\ninputs = 1\nlayers = [{{ units = 1 }}]\nloss = "{quoted}"\n', "network.loss"
+    elif where == "constant":
+        spec = f'[network]\ninputs = 1\nlayers = [{{ units = 1, activation = {{ formula = "k*z", "{quoted}" = 1 }} }}]\nloss = "mse"\n'
+        field = "network.layers[0].activation"
+    else:
+        spec = f'[network]\ninputs = 1\nlayers = [{{ units = 1, activation = {{ formula = "k*z", k = "{quoted}" }} }}]\nloss = "mse"\n'
+        field = "network.layers[0].activation"
+    started = time.perf_counter()
+    with pytest.raises(SpecError) as info:
+        loads(spec, source="hostile.toml")
+    assert time.perf_counter() - started < 1.0
+    message = str(info.value)
+    assert message.startswith(f"hostile.toml: {field}")
+    assert "\n" not in message and len(message) < 400
+
+
+def _guarded_import(real):
+    def guarded(name, *args, **kwargs):
+        if name in ("os", "subprocess", "shutil") and args and args[0] is not None and args[0].get("__name__", "").startswith("chainrule"):
+            pytest.fail(f"chainrule imported {name} while reading a spec")
+        return real(name, *args, **kwargs)
+
+    return guarded
 
 
 def test_limits_are_inclusive():
@@ -160,7 +267,32 @@ WITH_EXAMPLE = NETWORK + "[example]\n"
 LAYERS = 'layers = [ { units = 2 }, { units = 1, activation = "identity" } ]\n'
 
 BAD_SPECS = {
-    "unknown activation": (NETWORK.replace('"identity"', '"softmax"'), "network.layers[1].activation", "softmax"),
+    "unknown activation": (NETWORK.replace('"identity"', '"swish2"'), "network.layers[1].activation", "swish2"),
+    "softmax on a hidden layer": (
+        NETWORK.replace('{ units = 2 }', '{ units = 2, activation = "softmax" }'),
+        "network.layers[0].activation",
+        "only supported on the output layer",
+    ),
+    "cross_entropy without softmax": (NETWORK.replace('"mse"', '"cross_entropy"'), "network.loss", "softmax output layer"),
+    "unknown activation parameter": (
+        NETWORK.replace('"identity"', '{ name = "leaky_relu", beta = 1 }'),
+        "network.layers[1].activation.beta",
+        "unknown key",
+    ),
+    "negative elu alpha": (
+        NETWORK.replace('"identity"', '{ name = "elu", alpha = -1 }'),
+        "network.layers[1].activation.alpha",
+        "positive",
+    ),
+    "bad formula": (NETWORK.replace('"identity"', '"z +* 2"'), "network.layers[1].activation", "column"),
+    "formula in an unknown variable": (NETWORK.replace('"identity"', '"x*2"'), "network.layers[1].activation", "x"),
+    "unknown regularizer": (NETWORK.replace('loss = "mse"', 'loss = "mse"\nregularizer = "l3"'), "network.regularizer", "l3"),
+    "one-hot targets for cross_entropy": (
+        NETWORK.replace('"identity"', '"softmax"').replace("units = 1", "units = 2").replace('"mse"', '"cross_entropy"')
+        + "[example]\ny = [0.5, 0.6]\n",
+        "example.y",
+        "adding up to 1",
+    ),
     "activation not a string": (NETWORK.replace('"identity"', "3"), "network.layers[1].activation", "number 3"),
     "unknown loss": (NETWORK.replace('"mse"', '"xent"'), "network.loss", "xent"),
     "loss not a string": (NETWORK.replace('"mse"', "[1]"), "network.loss", "array"),
@@ -345,7 +477,8 @@ PYTHON_ERRORS = {
     "zero units": (lambda: Network(2, (Dense(0),)), "network.layers[0].units"),
     "boolean units": (lambda: Network(2, (Dense(True),)), "network.layers[0].units"),
     "too many units": (lambda: Network(2, (Dense(MAX_UNITS + 1),)), "network.layers[0].units"),
-    "unknown activation": (lambda: Network(2, (Dense(1, "softmax"),)), "network.layers[0].activation"),
+    "unknown activation": (lambda: Network(2, (Dense(1, "swish2"),)), "network.layers[0].activation"),
+    "bad formula": (lambda: Network(2, (Dense(1, "z**"),)), "network.layers[0].activation"),
     "bias not a bool": (lambda: Network(2, (Dense(1, bias=1),)), "network.layers[0].bias"),
     "unknown loss": (lambda: Network(2, (Dense(1),), "xent"), "network.loss"),
     "long title": (lambda: Network(2, (Dense(1),), title="t" * 201), "title"),

@@ -5,13 +5,27 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
+from conftest import (
+    DRAWN_PARAMETERS,
+    as_arrays,
+    assert_close,
+    count_parameters,
+    describe,
+    random_network,
+    torch_reference,
+)
 
 import chainrule
-from chainrule.catalog import ACTIVATIONS, LOSSES
+from chainrule.catalog import ACTIVATIONS, LOSSES, REGULARIZERS
 from chainrule.network import DEFAULT_LEARNING_RATE, Dense, Example, Network
-from chainrule.numeric import TOLERANCE, compose, draw_point, lambdify_checked, leaf_symbols, worked_example
-
-from conftest import as_arrays, assert_close, count_parameters, describe, random_network, torch_reference
+from chainrule.numeric import (
+    TOLERANCE,
+    compose,
+    draw_point,
+    lambdify_checked,
+    leaf_symbols,
+    worked_example,
+)
 
 # --- (a) the default 2-2-2 example ----------------------------------------------------
 
@@ -51,7 +65,7 @@ def mazur():
 
 
 def test_default_example_uses_the_spec_values(mazur):
-    net, _, example = mazur
+    _, _, example = mazur
     assert example.point.drawn == ()
     assert example.point.x == (0.05, 0.10) and example.point.y == (0.01, 0.99)
     assert example.point.learning_rate == 0.5
@@ -120,16 +134,32 @@ def test_adjoint_of_every_node_is_reported(mazur):
 RTOL, FLOOR = 1e-10, 1e-3
 #: Depth 4 and width 4 with 4 inputs: at most 4 * (4 * 4 + 4) parameters.
 MAX_PARAMETERS = 80
+SEEDS = (0, 1, 2)
+ELEMENTWISE = sorted(name for name, entry in ACTIVATIONS.items() if entry.elementwise)
 
 
 def _random_cases():
+    """Every activation and every loss in networks of their own, so none is left to chance,
+    and parameters, prelu's learned α, regularizers and softmax with cross-entropy."""
+    specs = []  # (kind, seed, random_network's keyword arguments)
+    for a, activation in enumerate(sorted(ACTIVATIONS)):
+        specs += [(f"activation {activation}", 10000 + 100 * a + s, {"activation": activation}) for s in SEEDS]
+    for l, loss in enumerate(sorted(LOSSES)):
+        specs += [(f"loss {loss}", 20000 + 100 * l + s, {"loss": loss}) for s in SEEDS]
+    for p, name in enumerate(sorted(DRAWN_PARAMETERS)):
+        key = "activation" if name in ACTIVATIONS else "loss"
+        specs += [(f"parameters {name}", 30000 + 100 * p + s, {key: name, "parameters": True}) for s in SEEDS]
+    for r, regularizer in enumerate(["l1", "l2", {"name": "l2", "coefficient": 0.1}]):
+        specs += [(f"regularizer {r}", 40000 + 100 * r + s, {"regularizer": regularizer}) for s in SEEDS]
+    specs += [("softmax cross_entropy", 50000 + s, {"activation": "softmax", "loss": "cross_entropy"}) for s in SEEDS]
+    specs += [("everything drawn", 60000 + s, {"parameters": True}) for s in range(4)]
     cases = []
-    for a, activation in enumerate([*sorted(ACTIVATIONS), None]):
-        for l, loss in enumerate(sorted(LOSSES)):
-            for seed in range(5):
-                net = random_network(10000 + 1000 * a + 100 * l + seed, activation, loss, 4, 4, MAX_PARAMETERS)
-                point_seed = _live_seed(net, seed)
-                cases.append(pytest.param(net, point_seed, id=f"{describe(net)}@{point_seed}"))
+    for _, seed, options in specs:
+        net = random_network(seed, max_depth=4, max_width=4, max_parameters=MAX_PARAMETERS, **options)
+        point_seed = _live_seed(net, seed % 100)
+        cases.append(pytest.param(net, point_seed, id=f"{describe(net)}@{point_seed}"))
+    deep = Network(4, tuple(Dense(4, "relu") for _ in range(4)), "half_sse")
+    cases.append(pytest.param(deep, _live_seed(deep, 0), id=describe(deep)))
     return cases
 
 
@@ -147,14 +177,23 @@ def _live_seed(net: Network, seed: int) -> int:
 RANDOM = _random_cases()
 
 
-def test_random_cases_cover_depth_width_activations_and_losses():
+def test_random_cases_cover_the_catalog_depth_and_width():
     nets = [case.values[0] for case in RANDOM]
     assert {len(n.layers) for n in nets} == {1, 2, 3, 4}
     assert {u for n in nets for u in n.sizes} == {1, 2, 3, 4}
-    assert {l.activation for n in nets for l in n.layers} == set(ACTIVATIONS)
-    assert {n.loss for n in nets} == set(LOSSES)
-    assert any(len(n.layers) == 4 and all(l.activation == "relu" for l in n.layers) for n in nets)
+    assert {c.name for n in nets for c in n.activations} == set(ACTIVATIONS)
+    assert {n.loss_choice.name for n in nets} == set(LOSSES)
+    assert {n.regularizer_choice.name for n in nets if n.regularizer_choice is not None} == set(REGULARIZERS)
+    changed = {c.name for n in nets for c in (*n.activations, n.loss_choice) if _set_by_spec(c)}
+    assert changed >= set(DRAWN_PARAMETERS)
+    assert any(n.activations[-1].name == "softmax" and n.loss_choice.name == "cross_entropy" for n in nets)
+    assert any(len(n.layers) == 4 and all(c.name == "relu" for c in n.activations) for n in nets)
+    assert any(not l.bias for n in nets for l in n.layers)
     assert all(count_parameters(n) <= MAX_PARAMETERS for n in nets)
+
+
+def _set_by_spec(choice) -> bool:
+    return any(choice.values[p.name] != p.default for p in choice.entry.parameters)
 
 
 def _gradients_against_torch(net: Network, seed: int, check: bool = True):
@@ -181,14 +220,49 @@ def test_gradients_equal_torch_and_finite_differences(net, seed):
     assert any(np.any(g != 0) for g in ref.gradients.values())
 
 
-@pytest.mark.parametrize("loss", sorted(LOSSES))
+#: Losses a relu output can feed: not those that need a softmax or a probability output.
+RELU_LOSSES = sorted(name for name, entry in LOSSES.items() if entry.requires is None and name != "bce")
+
+
+@pytest.mark.parametrize("loss", RELU_LOSSES)
 def test_relu_after_relu_single_units(loss):
     """The smallest network with one relu feeding another: 1 input, 1 unit, 1 unit."""
-    net = Network(1, (Dense(1, "relu"), Dense(1, "relu")), loss)
-    example = Example(x=(1.0,), y=(0.25,), parameters={"W1": ((0.5,),), "b1": (0.25,), "W2": ((2.0,),), "b2": (-0.5,)})
-    net = Network(net.inputs, net.layers, net.loss, example=example)
+    y = -1.0 if LOSSES[loss].targets == "sign" else 0.25
+    example = Example(x=(1.0,), y=(y,), parameters={"W1": ((0.5,),), "b1": (0.25,), "W2": ((2.0,),), "b2": (-0.5,)})
+    net = Network(1, (Dense(1, "relu"), Dense(1, "relu")), loss, example=example)
     ref = _gradients_against_torch(net, 0)
     assert ref.loss > 0  # z1 = 0.75, z2 = 1.0: both units active
+
+
+def test_prelu_alpha_gradient_equals_torch():
+    """z = (-0.25, 0.25): the first unit is on prelu's negative side, so ∂L/∂α ≠ 0."""
+    example = Example(
+        x=(1.0,), y=(0.5,), parameters={"W1": ((-0.5,), (0.75,)), "b1": (0.25, -0.5), "alpha1": 0.3, "W2": ((1.0, -2.0),)}
+    )
+    net = Network(1, (Dense(2, "prelu"), Dense(1, "identity", bias=False)), "half_sse", example=example)
+    ref = _gradients_against_torch(net, 0)
+    assert ref.gradients["alpha1"].shape == () and ref.gradients["alpha1"] != 0
+
+
+def test_softmax_cross_entropy_at_large_logits_equals_torch():
+    """Logits (30, -20, 0), target on the last: the loss, from the logits, is 30 + log(1 + e⁻³⁰ + e⁻⁵⁰)."""
+    example = Example(x=(1.0,), y=(0.0, 0.0, 1.0), parameters={"W1": ((30.0,), (-20.0,), (0.0,))})
+    net = Network(1, (Dense(3, "softmax", bias=False),), "cross_entropy", example=example)
+    ref = _gradients_against_torch(net, 0)
+    assert ref.loss == pytest.approx(30.0, rel=1e-12)
+
+
+def test_softmax_cross_entropy_with_an_underflowing_output_equals_torch():
+    """Logits (5, -1000, 0): a₂ = e⁻¹⁰⁰⁵/… is 0 in float64 and y₂ = 0; every parameter gradient is finite."""
+    example = Example(x=(1.0,), y=(0.0, 0.0, 1.0), parameters={"W1": ((5.0,), (-1000.0,), (0.0,))})
+    net = Network(1, (Dense(3, "softmax", bias=False),), "cross_entropy", example=example)
+    _gradients_against_torch(net, 0, check=False)
+
+
+def test_log_cosh_at_a_large_error_equals_torch():
+    example = Example(x=(1.0,), y=(0.0,), parameters={"W1": ((800.0,),), "b1": (0.0,)})
+    net = Network(1, (Dense(1, "identity"),), "log_cosh", example=example)
+    _gradients_against_torch(net, 0, check=False)
 
 
 @pytest.mark.parametrize("activation", ["identity", "sigmoid", "tanh", "relu"])

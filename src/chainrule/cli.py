@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
+from .expr import FormulaError, to_formula
 from .network import SpecError
 
 EXIT_CHECK_FAILED = 1
@@ -82,7 +83,58 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="seed for the example values the spec leaves out; they are drawn and rounded to two decimals (default: 0)",
     )
+    explain = commands.add_parser(
+        "explain",
+        help="differentiate any formula step by step and write the documents",
+        description="Differentiate a formula with respect to one or more variables, one rule at a time, "
+        "and write every step as HTML, LaTeX, Markdown and JSON. Formulas use numbers, variables, + - * / ** "
+        "and the functions exp log sqrt abs sin cos tan sinh cosh tanh sigmoid softplus erf max min ...",
+        epilog='Example: chainrule explain "log(1+exp(w*x+b))" --wrt w --wrt b --at w=0.5,x=2,b=-1. '
+        "Exit codes: 0 written; 1 a derivative failed the finite-difference check (nothing written); "
+        "2 bad input (nothing written).",
+    )
+    explain.add_argument("formula", metavar="FORMULA", help='the formula, e.g. "x**2*sin(x)" (quote it for the shell)')
+    explain.add_argument(
+        "--wrt",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a variable to differentiate by; repeat it for a gradient (default: every variable)",
+    )
+    explain.add_argument(
+        "--at", type=_point, default=None, metavar="NAME=VALUE,...", help="evaluate every derivative at this point"
+    )
+    explain.add_argument(
+        "--order", type=int, choices=(1, 2), default=1, help="1: the gradient; 2: the Hessian as well (default: 1)"
+    )
+    explain.add_argument("--format", type=_formats, default=None, metavar="LIST", help="html, tex, md, json (default: all)")
+    explain.add_argument("--out", default="output", metavar="DIR", help="folder to write to (default: ./output)")
+    explain.add_argument(
+        "--name", type=_stem, default="explain", metavar="STEM", help="file name without suffix (default: explain)"
+    )
     return parser
+
+
+def _point(text: str) -> dict[str, float]:
+    """``x=0.3,y=2`` as {"x": 0.3, "y": 2.0}; names are checked by the formula later."""
+    point: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,31}", name):
+            raise argparse.ArgumentTypeError(f"expected NAME=VALUE pairs separated by commas, like x=0.3,y=2; got {part[:30]!r}")
+        if not re.fullmatch(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,3})?", value):
+            raise argparse.ArgumentTypeError(f"{name}: expected a number, got {value[:30]!r}")
+        if name in point:
+            raise argparse.ArgumentTypeError(f"{name} is given twice")
+        point[name] = float(value)
+    return point
+
+
+def _stem(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", text) or text.startswith("."):
+        raise argparse.ArgumentTypeError(f"must be 1 to 64 letters, digits, '_', '-' or '.', got {text[:30]!r}")
+    return text
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
@@ -130,6 +182,40 @@ def _derive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from .explain import ExplainError, explain
+    from .render import DOCUMENT_FORMATS, save
+    from .render.explanation import explanation_documents
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return _fail(f"--out: {args.out} is a file; give a folder")
+    try:
+        explanation = explain(args.formula, args.wrt, args.at, args.order)
+    except ExplainError as exc:
+        return _fail(str(exc))
+    failed = [d for d in explanation.gradient + tuple(h for row in explanation.hessian for h in row) if d.check and not d.check.passed]
+    if failed:
+        d = failed[0]
+        name = "/".join(map(str, d.wrt))
+        return _fail(
+            f"derivative by {name} differs from central differences by {d.check.relative_error:.3g} (relative); "
+            "this is a bug in chainrule, nothing was written",
+            EXIT_CHECK_FAILED,
+        )
+    documents = explanation_documents(explanation, out, args.name, args.format or DOCUMENT_FORMATS)
+    try:
+        paths = save(documents)
+    except OSError as exc:
+        return _fail(f"--out: cannot write to {args.out} ({exc.strerror or exc})")
+    for path in paths:
+        print(path)
+    for d in explanation.gradient:
+        value = f" = {d.value:.10g} at the point" if d.value is not None else ""
+        print(f"d/d{d.wrt[0]}: {to_formula(d.result)}{value}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -137,9 +223,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
-        return _derive(args)
+        return _explain(args) if args.command == "explain" else _derive(args)
     except SpecError as exc:
         return _fail(str(exc))
+    except FormulaError as exc:
+        return _fail(f"formula: {exc}")
     except KeyboardInterrupt:
         return _fail("interrupted; nothing was written", 130)
 

@@ -23,9 +23,11 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .catalog import ACTIVATIONS, A, Z
+from .catalog import A, Z
+from .functions import xdivy
 from .graph import Graph, Node, Notation, build_graph
 from .network import Network
+from .rules import Rule, derivative_steps
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,15 @@ class Adjoint:
     substituted: sp.Expr
     #: In forward quantities (x, y, w, b, z, a) only.
     closed: sp.Expr
+    #: ``substituted`` made shorter (softmax with cross-entropy: aⱼ - yⱼ), or ``None``.
+    simplified: sp.Expr | None = None
+    #: What the simplification assumes, for the reader ("the targets add up to 1").
+    assumption: str | None = None
+
+    @property
+    def value(self) -> sp.Expr:
+        """The form the numbers are computed from: the simplified one where there is one."""
+        return self.substituted if self.simplified is None else self.simplified
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,9 @@ class ActivationDerivative:
 
     name: str
     title: str
+    #: What is differentiated by what: a by z, or aⱼ by zₖ for softmax.
+    output: sp.Expr
+    input: sp.Expr
     #: f(z) as written (σ(z)), or the formula itself.
     written: sp.Expr
     formula: sp.Expr
@@ -106,6 +120,8 @@ class ActivationDerivative:
     #: The textbook form in f(z) (σ(z)(1 - σ(z))) and in the output a (a(1 - a)).
     textbook: sp.Expr
     textbook_in_output: sp.Expr
+    #: d formula/dz one rule at a time; ``None`` for softmax, whose Jacobian is shown instead.
+    steps: Rule | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,14 @@ class Derivation:
 
     def gradient(self, parameter: sp.Symbol) -> Adjoint:
         return self.adjoints[parameter]
+
+    def local_steps(self, of: sp.Symbol, wrt: sp.Symbol) -> Rule:
+        """∂of/∂wrt of one edge, one differentiation rule at a time, from of's definition.
+
+        Built when asked for: documents show the steps for the first edge of each kind
+        and refer back to them after, so most edges never need theirs.
+        """
+        return derivative_steps(self.graph.node(of).expr, wrt)
 
     def local(self, of: sp.Symbol, wrt: sp.Symbol) -> LocalDerivative:
         """The local derivative ∂of/∂wrt of one edge of the graph."""
@@ -167,6 +191,7 @@ def derive(network: Network) -> Derivation:
     for node in graph.nodes:
         for parent in node.parents:
             children.setdefault(parent, []).append(node)
+    simplify_at = _output_simplifier(network, graph)
     upstream: dict[sp.Symbol, sp.Expr] = {graph.loss: sp.Integer(1)}
     closed: dict[sp.Symbol, sp.Expr] = {graph.loss: sp.Integer(1)}
     adjoints: dict[sp.Symbol, Adjoint] = {graph.loss: Adjoint(graph.loss, None, (), (), sp.Integer(1), sp.Integer(1))}
@@ -175,12 +200,47 @@ def derive(network: Network) -> Derivation:
         terms = tuple(ChainTerm(c.symbol, upstream[c.symbol], local_derivative(c, symbol)) for c in children[symbol])
         substituted = sp.Add(*[t.upstream * t.local.shown for t in terms])
         closed[symbol] = sp.Add(*[closed[t.child] * t.local.shown for t in terms])
+        simplified, assumption = simplify_at(symbol, substituted)
+        if simplified is not None:
+            closed[symbol] = simplified
         name = graph.adjoint_names.get(symbol)
         upstream[symbol] = name if name is not None else substituted
-        adjoints[symbol] = Adjoint(symbol, name, _chain(symbol, children, graph.loss), terms, substituted, closed[symbol])
+        chain = _chain(symbol, children, graph.loss)
+        adjoints[symbol] = Adjoint(symbol, name, chain, terms, substituted, closed[symbol], simplified, assumption)
     vectors: dict[sp.Basic, Notation] = {}
-    equations = _layer_equations(graph, adjoints, vectors)
-    return Derivation(network, graph, adjoints, equations, _activation_derivatives(graph), {**graph.notation, **vectors})
+    equations = _layer_equations(network, graph, adjoints, vectors)
+    return Derivation(network, graph, adjoints, equations, _activation_derivatives(network), {**graph.notation, **vectors})
+
+
+#: Output δs longer than this are left as the chain rule gives them; cancelling takes too long.
+_LONGEST_SIMPLIFIED = 200
+
+
+def _output_simplifier(network: Network, graph: Graph):
+    """δ of an output unit in its shortest form: (a - y) for sigmoid with cross-entropy and the like.
+
+    Softmax with cross-entropy reaches aⱼ·Σᵢyᵢ - yⱼ, which is aⱼ - yⱼ only because the
+    targets add up to 1; the loss's own statement of its targets licenses that step.
+    """
+    outputs = set(graph.layers[-1].z)
+    total = sp.Add(*graph.targets)
+    distribution = network.loss_choice.entry.targets == "distribution"
+
+    def simplify_at(symbol: sp.Symbol, expr: sp.Expr) -> tuple[sp.Expr | None, str | None]:
+        if symbol not in outputs or sp.count_ops(expr) > _LONGEST_SIMPLIFIED:
+            return None, None
+        plain = expr.replace(xdivy, lambda x, y: x / y)  # the 0/0 guard says nothing about the algebra
+        shorter = sp.factor_terms(sp.cancel(sp.expand(plain)))
+        assumption = None
+        if distribution and len(graph.targets) > 1:
+            summed = sp.expand(shorter).collect(graph.layers[-1].a).subs(total, 1)
+            if summed != sp.expand(shorter) and sp.count_ops(summed) < sp.count_ops(shorter):
+                shorter, assumption = summed, "the targets add up to 1"
+        if sp.count_ops(shorter) >= sp.count_ops(expr) or shorter == expr:
+            return None, None
+        return shorter, assumption
+
+    return simplify_at
 
 
 def local_derivative(child: Node, parent: sp.Symbol) -> LocalDerivative:
@@ -203,7 +263,9 @@ def _chain(symbol: sp.Symbol, children: Mapping[sp.Symbol, list[Node]], loss: sp
     return tuple(reversed(factors))
 
 
-def _layer_equations(graph: Graph, adjoints: Mapping[sp.Symbol, Adjoint], notation: dict) -> tuple[LayerEquation, ...]:
+def _layer_equations(
+    network: Network, graph: Graph, adjoints: Mapping[sp.Symbol, Adjoint], notation: dict
+) -> tuple[LayerEquation, ...]:
     """BP1-BP4 (Nielsen, ch. 2) in vector form for each layer, with their entries written out."""
 
     def vector(name: str, rows: int, cols: int, written: Notation) -> sp.MatrixSymbol:
@@ -216,13 +278,19 @@ def _layer_equations(graph: Graph, adjoints: Mapping[sp.Symbol, Adjoint], notati
     for layer in reversed(graph.layers):
         l, units, fan_in = layer.number, len(layer.z), len(layer.inputs)
         delta = vector(f"delta{l}", units, 1, Notation("\\delta", "δ", l))
-        slope = sp.Matrix([adjoints[z].terms[0].local.shown for z in layer.z])
-        fprime = vector(f"fprime{l}", units, 1, Notation("f'", "f′", l, arg=Notation("z", "z", l)))
-        if l == last:
+        if not network.activations[l - 1].entry.elementwise:
+            # Each output depends on every z of the layer: the Jacobian replaces f′(z)∘.
+            grad = vector(f"grad_a{l}", units, 1, Notation("a", "a", l, of="L"))
+            jac = vector(f"J{l}", units, units, Notation("J", "J", l))
+            explicit = sp.Matrix([adjoints[z].value for z in layer.z])
+            equations.append(LayerEquation("BP1", l, delta, jac.T * grad, explicit))
+        elif l == last:
+            slope, fprime = _slope(layer, adjoints, vector)
             grad = vector(f"grad_a{l}", units, 1, Notation("a", "a", l, of="L"))
             explicit = sp.Matrix([adjoints[a].substituted for a in layer.a]).multiply_elementwise(slope)
             equations.append(LayerEquation("BP1", l, delta, sp.HadamardProduct(grad, fprime, evaluate=False), explicit))
         else:
+            slope, fprime = _slope(layer, adjoints, vector)
             above = graph.layers[l]
             weights = vector(f"W{l + 1}", len(above.z), units, Notation("W", "W", l + 1))
             upper = vector(f"delta{l + 1}", len(above.z), 1, Notation("\\delta", "δ", l + 1))
@@ -235,25 +303,51 @@ def _layer_equations(graph: Graph, adjoints: Mapping[sp.Symbol, Adjoint], notati
         written = Notation("x", "x") if l == 1 else Notation("a", "a", l - 1)
         previous = vector(f"a{l - 1}", fan_in, 1, written)
         grad_w = vector(f"grad_W{l}", units, fan_in, Notation("W", "W", l, of="L"))
-        explicit = sp.Matrix(layer.deltas) * sp.Matrix(layer.inputs).T
-        equations.append(LayerEquation("BP4", l, grad_w, delta * previous.T, explicit))
+        explicit = sp.Matrix([[adjoints[w].substituted for w in row] for row in layer.weights])
+        rhs = delta * previous.T
+        if network.regularizer_choice is not None:
+            rhs = rhs + vector(f"grad_R{l}", units, fan_in, Notation("W", "W", l, of="R"))
+        equations.append(LayerEquation("BP4", l, grad_w, rhs, explicit))
     return tuple(equations)
 
 
-def _activation_derivatives(graph: Graph) -> tuple[ActivationDerivative, ...]:
+def _slope(layer, adjoints, vector):
+    """f′(z) of an elementwise layer: its entries, and the vector symbol that names them."""
+    slope = sp.Matrix([adjoints[z].terms[0].local.shown for z in layer.z])
+    l = layer.number
+    return slope, vector(f"fprime{l}", len(layer.z), 1, Notation("f'", "f′", l, arg=Notation("z", "z", l)))
+
+
+def _activation_derivatives(network: Network) -> tuple[ActivationDerivative, ...]:
     out = []
-    for name in dict.fromkeys(layer.activation for layer in graph.layers):
-        entry = ACTIVATIONS[name]
+    for choice in {c.label: c for c in network.activations}.values():
+        entry = choice.entry
+        if not entry.elementwise:
+            out.append(_layer_activation_derivative(choice))
+            continue
         written = entry.display(Z) if entry.display is not None else entry.formula
         out.append(
             ActivationDerivative(
-                name,
+                entry.name,
                 entry.title,
+                A,
+                Z,
                 written,
-                entry.formula,
+                entry.formula if entry.textbook is None else entry.textbook,
                 sp.diff(entry.formula, Z),
                 entry.derivative.xreplace({A: written}),
                 entry.derivative,
+                # From the textbook definition (1/(1 + e^-z), not σ(z)), so the steps show why.
+                derivative_steps(entry.formula if entry.textbook is None else entry.textbook, Z),
             )
         )
     return tuple(out)
+
+
+def _layer_activation_derivative(choice) -> ActivationDerivative:
+    """Softmax: aⱼ = exp(zⱼ)/Σₖ exp(zₖ), ∂aⱼ/∂zₖ = aⱼ(δⱼₖ - aₖ), in index notation."""
+    j, k, i, n = sp.symbols("j k i n", integer=True, positive=True)
+    z, a = sp.IndexedBase("z", real=True), sp.IndexedBase("a", real=True)
+    formula = sp.exp(z[j]) / sp.Sum(sp.exp(z[i]), (i, 1, n))
+    textbook = a[j] * (sp.KroneckerDelta(j, k) - a[k])
+    return ActivationDerivative(choice.entry.name, choice.entry.title, a[j], z[k], formula, formula, textbook, textbook, textbook)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .catalog import ACTIVATIONS, LOSSES, A, Z
+from .catalog import A, P, W, Y, Z, Parameter
 from .network import Network
 
 
@@ -54,6 +54,9 @@ class Node:
     display: sp.Expr
     #: Textbook forms of ∂symbol/∂parent, in forward symbols, where the catalog has them.
     forms: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()
+    #: The same value computed without overflow, for NumPy (log-sum-exp for softmax
+    #: cross-entropy); ``None`` when ``expr`` itself is safe to evaluate.
+    numeric: sp.Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class Layer:
     z: tuple[sp.Symbol, ...]
     a: tuple[sp.Symbol, ...]
     deltas: tuple[sp.Symbol, ...]
+    #: Learned parameters of the activation, by the name their array has ("alpha1" of prelu).
+    learned: tuple[tuple[str, sp.Symbol], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,8 @@ class Graph:
     notation: Mapping[sp.Symbol, Notation]
     #: Nodes whose ∂L/∂node has a name of its own (z -> δ); other adjoints are written out.
     adjoint_names: Mapping[sp.Symbol, sp.Symbol]
+    #: Fixed numbers of the spec (leaky relu's α, huber's Δ, λ): leaves with no gradient.
+    constants: Mapping[sp.Symbol, float]
 
     def node(self, symbol: sp.Symbol) -> Node:
         for node in self.nodes:
@@ -101,9 +108,25 @@ def _symbol(name: str, notation: Notation, table: dict[sp.Symbol, Notation]) -> 
     return symbol
 
 
+def _parameter_symbols(
+    parameters: tuple[Parameter, ...], values: Mapping[str, float], suffix: str, layer: int | None, table: dict, constants: dict
+) -> dict[str, sp.Symbol]:
+    """One symbol per parameter of a catalog entry; fixed ones get their value as a constant."""
+    symbols = {}
+    for parameter in parameters:
+        # A suffix no other name uses keeps spec-chosen names (custom constants) apart
+        # from the graph's own x_1, w1_1_1, ...
+        symbol = _symbol(f"{parameter.name}_{suffix}", Notation(parameter.latex, parameter.text, layer), table)
+        symbols[parameter.name] = symbol
+        if not parameter.learnable:
+            constants[symbol] = float(values[parameter.name])
+    return symbols
+
+
 def build_graph(net: Network) -> Graph:
     """Name every quantity of ``net`` and define each node by its parents."""
     notation: dict[sp.Symbol, Notation] = {}
+    constants: dict[sp.Symbol, float] = {}
     inputs = tuple(_symbol(f"x_{k}", Notation("x", "x", None, (k,)), notation) for k in range(1, net.inputs + 1))
     targets = tuple(_symbol(f"y_{j}", Notation("y", "y", None, (j,)), notation) for j in range(1, net.outputs + 1))
     nodes: list[Node] = []
@@ -111,8 +134,11 @@ def build_graph(net: Network) -> Graph:
     layers: list[Layer] = []
     adjoint_names: dict[sp.Symbol, sp.Symbol] = {}
     previous = inputs
-    for l, spec in enumerate(net.layers, start=1):
-        activation = ACTIVATIONS[spec.activation]
+    for l, (spec, choice) in enumerate(zip(net.layers, net.activations), start=1):
+        activation = choice.entry
+        own_params = _parameter_symbols(activation.parameters, choice.values, f"l{l}", l, notation, constants)
+        learned = tuple((f"{q.name}{l}", own_params[q.name]) for q in activation.parameters if q.learnable)
+        learnable = tuple(symbol for _, symbol in learned)
         weights, biases, zs, acts, deltas = [], [], [], [], []
         for j in range(1, spec.units + 1):
             row = tuple(
@@ -127,24 +153,57 @@ def build_graph(net: Network) -> Graph:
                 parameters.append(b)
                 expr = expr + b
             z = _symbol(f"z{l}_{j}", Notation("z", "z", l, (j,)), notation)
-            a = _symbol(f"a{l}_{j}", Notation("a", "a", l, (j,)), notation)
-            delta = _symbol(f"delta{l}_{j}", Notation("\\delta", "δ", l, (j,)), notation)
             nodes.append(Node(z, expr, tuple(row) + previous + ((b,) if spec.bias else ()), expr))
-            own = {Z: z, A: a}
-            display = activation.display(z) if activation.display is not None else activation.formula.xreplace(own)
-            nodes.append(Node(a, activation.formula.xreplace(own), (z,), display, ((z, activation.derivative.xreplace(own)),)))
-            adjoint_names[z] = delta
             zs.append(z)
-            acts.append(a)
+        for j, z in enumerate(zs, start=1):
+            acts.append(_symbol(f"a{l}_{j}", Notation("a", "a", l, (j,)), notation))
+            delta = _symbol(f"delta{l}_{j}", Notation("\\delta", "δ", l, (j,)), notation)
+            adjoint_names[z] = delta
             deltas.append(delta)
-        layers.append(
-            Layer(l, spec.activation, tuple(weights), tuple(biases) if spec.bias else None, previous, tuple(zs), tuple(acts), tuple(deltas))
-        )
+        parameters.extend(learnable)
+        nodes.extend(_activation_nodes(activation, own_params, learnable, zs, acts))
+        layers.append(Layer(l, choice.label, tuple(weights), tuple(biases) if spec.bias else None, previous, tuple(zs), tuple(acts), tuple(deltas), learned))
         previous = tuple(acts)
     loss = _symbol("L", Notation("L", "L"), notation)
-    loss_expr = LOSSES[net.loss].formula(previous, targets)
-    nodes.append(Node(loss, loss_expr, previous + targets, loss_expr))
-    return Graph(inputs, targets, tuple(parameters), tuple(nodes), loss, tuple(layers), notation, adjoint_names)
+    entry = net.loss_choice.entry
+    loss_params = _parameter_symbols(entry.parameters, net.loss_choice.values, "loss", None, notation, constants)
+    bound = {p.symbol: loss_params[p.name] for p in entry.parameters}
+    loss_expr = entry.formula(previous, targets).xreplace(bound)
+    numeric = None if entry.from_logits is None else entry.from_logits(layers[-1].z, targets).xreplace(bound)
+    parents = previous + targets + tuple(loss_params.values())
+    display = loss_expr if entry.textbook is None else entry.formula(previous, targets, entry.textbook).xreplace(bound)
+    if net.regularizer_choice is not None:
+        reg = net.regularizer_choice.entry
+        reg_params = _parameter_symbols(reg.parameters, net.regularizer_choice.values, "reg", None, notation, constants)
+        term = reg.term.xreplace({p.symbol: reg_params[p.name] for p in reg.parameters})
+        weights_all = [w for layer in layers for row in layer.weights for w in row]
+        penalty = sp.Add(*[term.xreplace({W: w}) for w in weights_all])
+        loss_expr = loss_expr + penalty
+        display = sp.Add(display, penalty, evaluate=False)
+        numeric = None if numeric is None else numeric + penalty
+        parents = parents + tuple(weights_all) + tuple(reg_params.values())
+    nodes.append(Node(loss, loss_expr, parents, display, (), numeric))
+    return Graph(inputs, targets, tuple(parameters), tuple(nodes), loss, tuple(layers), notation, adjoint_names, constants)
+
+
+def _activation_nodes(activation, params: Mapping[str, sp.Symbol], learnable, zs, acts) -> list[Node]:
+    """a = f(z) for each unit: elementwise, or (softmax) each output from the whole layer."""
+    bound = {p.symbol: params[p.name] for p in activation.parameters}
+    nodes = []
+    if activation.elementwise:
+        for z, a in zip(zs, acts):
+            own = {Z: z, A: a, **bound}
+            formula = activation.formula.xreplace(own)
+            display = activation.display(z) if activation.display is not None else formula
+            form = activation.derivative.xreplace(own)
+            nodes.append(Node(a, formula, (z, *learnable), display, ((z, form),)))
+        return nodes
+    outputs = activation.outputs(zs)
+    total = sp.Add(*[sp.exp(z) for z in zs])
+    for j, (a, formula) in enumerate(zip(acts, outputs)):
+        forms = tuple((z, activation.jacobian(zs, acts, j, k)) for k, z in enumerate(zs))
+        nodes.append(Node(a, formula, tuple(zs), sp.exp(zs[j]) / total, forms))
+    return nodes
 
 
 def parameter_names(graph: Graph) -> dict[str, tuple]:
@@ -154,4 +213,5 @@ def parameter_names(graph: Graph) -> dict[str, tuple]:
         names[f"W{layer.number}"] = layer.weights
         if layer.biases is not None:
             names[f"b{layer.number}"] = layer.biases
+        names.update(layer.learned)
     return names

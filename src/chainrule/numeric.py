@@ -23,6 +23,7 @@ import numpy as np
 import sympy as sp
 
 from .derive import Derivation
+from .stable import NUMPY
 from .graph import Graph, parameter_names
 from .network import DEFAULT_LEARNING_RATE, Network
 
@@ -101,16 +102,34 @@ def draw_point(network: Network, seed: int = 0) -> Point:
         return np.asarray(value, dtype=float)
 
     x = pick("x", given and given.x, rng.uniform(-1, 1, network.inputs))
-    y = pick("y", given and given.y, rng.uniform(0, 1, network.outputs))
+    y = pick("y", given and given.y, _targets(rng, network))
     params: dict[str, np.ndarray] = {}
+    initial = {f"{name}{l}": value for l, c in enumerate(network.activations, 1) for name, value in c.values.items()}
     for name, shape in network.parameter_shapes().items():
-        limit = np.sqrt(6 / (shape[-1] + shape[0])) if name.startswith("W") else 0.5
-        params[name] = pick(name, given and given.parameters.get(name), rng.uniform(-limit, limit, shape))
+        if name in initial:  # a learned activation parameter starts where the spec (or PyTorch) puts it
+            fresh = np.asarray(initial[name])
+        else:
+            limit = np.sqrt(6 / (shape[-1] + shape[0])) if name.startswith("W") else 0.5
+            fresh = rng.uniform(-limit, limit, shape)
+        params[name] = pick(name, given and given.parameters.get(name), fresh)
     rate = given.learning_rate if given and given.learning_rate is not None else None
     default_rate = rate is None
     if default_rate:
         rate = DEFAULT_LEARNING_RATE
     return Point(tuple(map(float, x)), tuple(map(float, y)), float(rate), params, seed, tuple(drawn), default_rate)
+
+
+def _targets(rng: np.random.Generator, network: Network) -> np.ndarray:
+    """Targets of the kind the loss is defined for: one-hot, 0/1, ±1, or any numbers."""
+    n, kind = network.outputs, network.loss_choice.entry.targets
+    values = rng.uniform(0, 1, n)  # drawn whatever the kind, so later draws do not move
+    if kind == "distribution":
+        return np.eye(n)[int(values.argmax())]
+    if kind == "unit":
+        return (values > 0.5).astype(float)
+    if kind == "sign":
+        return np.where(values > 0.5, 1.0, -1.0)
+    return values
 
 
 def compose(graph: Graph) -> dict[sp.Symbol, sp.Expr]:
@@ -122,7 +141,7 @@ def compose(graph: Graph) -> dict[sp.Symbol, sp.Expr]:
 
 
 def leaf_symbols(graph: Graph) -> tuple[sp.Symbol, ...]:
-    return graph.inputs + graph.targets + graph.parameters
+    return graph.inputs + graph.targets + graph.parameters + tuple(graph.constants)
 
 
 def lambdify_checked(args: tuple[sp.Symbol, ...], exprs: list[sp.Expr], steps=()):
@@ -144,7 +163,7 @@ def lambdify_checked(args: tuple[sp.Symbol, ...], exprs: list[sp.Expr], steps=()
         replacements, reduced = sp.cse(exprs)
         return list(steps) + replacements, reduced
 
-    return sp.lambdify(args, exprs, modules=[np], cse=cse)
+    return sp.lambdify(args, exprs, modules=[NUMPY, np], cse=cse)
 
 
 def _declared(expr: sp.Expr, allowed: set) -> None:
@@ -155,7 +174,7 @@ def _declared(expr: sp.Expr, allowed: set) -> None:
 
 def lambdify_graph(graph: Graph, exprs: list[sp.Expr], after=()):
     """A NumPy function of the leaves that runs the forward pass, then ``after``, then ``exprs``."""
-    steps = [(n.symbol, n.expr) for n in graph.nodes] + list(after)
+    steps = [(n.symbol, n.expr if n.numeric is None else n.numeric) for n in graph.nodes] + list(after)
     return lambdify_checked(leaf_symbols(graph), exprs, steps)
 
 
@@ -168,8 +187,8 @@ def worked_example(derivation: Derivation, point: Point | None = None, seed: int
     adjoint_symbols = list(derivation.adjoints)
     # The backward pass as the derivation states it: each δ from the δs above. (Closed
     # forms say the same, but written out they grow exponentially with depth.)
-    backward = [(a.name, a.substituted) for a in derivation.adjoints.values() if a.name is not None]
-    exprs = nodes + [derivation.adjoints[s].substituted for s in adjoint_symbols]
+    backward = [(a.name, a.value) for a in derivation.adjoints.values() if a.name is not None]
+    exprs = nodes + [derivation.adjoints[s].value for s in adjoint_symbols]
     leaves = _leaf_values(graph, point)
     # exp(1000) is inf in float64 while 1/(1 + inf) is the right 0, so overflow is judged
     # on the results, not on the way there.
@@ -193,6 +212,7 @@ def _leaf_values(graph: Graph, point: Point) -> dict[sp.Symbol, float]:
     values.update(zip(graph.targets, point.y))
     for name, symbols in parameter_names(graph).items():
         values.update(zip(np.ravel(np.array(symbols, dtype=object)), np.ravel(point.parameters[name]).tolist()))
+    values.update(graph.constants)
     return {s: float(values[s]) for s in leaf_symbols(graph)}
 
 

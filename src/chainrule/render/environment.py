@@ -57,13 +57,13 @@ _LATEX_SPECIALS = {
     "%": r"\%",
     "~": r"\textasciitilde{}",
     # The few non-Latin characters chainrule's own prose uses, as pdflatex can set them.
-    "δ": r"$\delta$",
-    "σ": r"$\sigma$",
-    "η": r"$\eta$",
-    "∂": r"$\partial$",
-    "−": r"$-$",
-    "·": r"$\cdot$",
-    "∘": r"$\circ$",
+    "δ": r"\ensuremath{\delta}",
+    "σ": r"\ensuremath{\sigma}",
+    "η": r"\ensuremath{\eta}",
+    "∂": r"\ensuremath{\partial}",
+    "−": r"\ensuremath{-}",
+    "·": r"\ensuremath{\cdot}",
+    "∘": r"\ensuremath{\circ}",
     "…": r"\dots{}",
     "—": "---",
     "–": "--",
@@ -96,7 +96,37 @@ def _latex_char(ch: str) -> str:
     base, *marks = unicodedata.normalize("NFD", ch)
     if len(marks) == 1 and base.isascii() and base.isalpha() and ord(marks[0]) in _OT1_ACCENTS:
         return f"\\{_OT1_ACCENTS[ord(marks[0])]}{{{base}}}"
-    return f"[U+{ord(ch):04X}]"
+    math = _math_char(ch)
+    # \ensuremath, not $...$: two in a row as $a$$b$ would open display math.
+    return f"\\ensuremath{{{math}}}" if math is not None else f"[U+{ord(ch):04X}]"
+
+
+#: Math characters of rule identities (d/dx σ(x) = σ(x)·(1 − σ(x)), Σᵢ uᵢ′, √x, x²).
+_MATH_SYMBOLS = {
+    "′": "'", "√": r"\surd{}", "Σ": r"\Sigma{}", "Π": r"\Pi{}", "≠": r"\neq{}", "≤": r"\leq{}",
+    "≥": r"\geq{}", "∈": r"\in{}", "∞": r"\infty{}", "→": r"\to{}", "×": r"\times{}", "±": r"\pm{}",
+    "⁻": "^{-}", "⁺": "^{+}", "∑": r"\sum{}", "≈": r"\approx{}",
+}  # fmt: skip
+_GREEK_CAPITALS = {"Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"}
+
+
+def _math_char(ch: str) -> str | None:
+    """A Greek letter, a sub- or superscript, or a math sign, as pdflatex sets it in math mode."""
+    if ch in _MATH_SYMBOLS:
+        return _MATH_SYMBOLS[ch]
+    name = unicodedata.name(ch, "")
+    if name.startswith("GREEK SMALL LETTER ") and " " not in name[19:]:
+        letter = name[19:].lower().replace("lamda", "lambda")
+        return "o" if letter == "omicron" else f"\\{letter}{{}}"
+    if name.startswith("GREEK CAPITAL LETTER ") and name[21:].capitalize().replace("Lamda", "Lambda") in _GREEK_CAPITALS:
+        return f"\\{name[21:].capitalize().replace('Lamda', 'Lambda')}{{}}"
+    tag, _, code = unicodedata.decomposition(ch).partition(" ")
+    if tag in ("<sub>", "<super>") and code:
+        inner = chr(int(code, 16))
+        inner = _math_char(inner) or (inner if " " < inner <= "~" and inner not in _LATEX_SPECIALS else None)
+        if inner is not None:
+            return ("_" if tag == "<sub>" else "^") + "{" + inner + "}"
+    return None
 
 
 def escape_latex(text: str) -> str:

@@ -40,9 +40,17 @@ def json_document(derivation: Derivation, example: WorkedExample | None) -> str:
         "title": net.title,
         "network": {
             "inputs": net.inputs,
-            "layers": [{"units": l.units, "activation": l.activation, "bias": l.bias} for l in net.layers],
-            "loss": net.loss,
+            "layers": [
+                {"units": l.units, "activation": c.name, "parameters": dict(c.values), "bias": l.bias}
+                for l, c in zip(net.layers, net.activations)
+            ],
+            "loss": net.loss_choice.name,
+            "loss_parameters": dict(net.loss_choice.values),
+            "regularizer": None
+            if net.regularizer_choice is None
+            else {"name": net.regularizer_choice.name, "parameters": dict(net.regularizer_choice.values)},
         },
+        "constants": {str(s): v for s, v in graph.constants.items()},
     }
     if example is not None:
         doc["loss"] = example.loss
@@ -75,7 +83,13 @@ def json_document(derivation: Derivation, example: WorkedExample | None) -> str:
         parameters[name] = entry
     doc["parameters"] = parameters
     doc["deltas_symbolic"] = {
-        str(a.name): {"substituted": str(a.substituted), "closed": _closed(a.closed)} for a in derivation.deltas
+        str(a.name): {
+            "substituted": str(a.substituted),
+            "closed": _closed(a.closed),
+            "simplified": None if a.simplified is None else str(a.simplified),
+            "assumption": a.assumption,
+        }
+        for a in derivation.deltas
     }
     if example is not None:
         check = example.check

@@ -26,10 +26,6 @@ from sympy.printing.pretty.pretty_symbology import greek_unicode
 
 from ..graph import Notation
 
-#: Unicode for the Greek bases the notation uses, for MathML <mi> text.
-_GREEK = {"\\delta": "δ", "\\sigma": "σ"}
-
-
 def _indices_latex(indices: tuple[int, ...]) -> str:
     # w_{12} is unambiguous only while every index has one digit; past 9, use commas.
     sep = "," if any(i > 9 for i in indices) else ""
@@ -64,6 +60,16 @@ class NotationLatexPrinter(LatexPrinter):
         n = self._settings["notation"].get(expr)
         return notation_latex(n) if n is not None else super()._print_MatrixSymbol(expr)
 
+    def _print_sigmoid(self, expr, exp=None):
+        inner = f"\\sigma\\left({self._print(expr.args[0])}\\right)"
+        return f"{inner}^{{{exp}}}" if exp is not None else inner
+
+    def _print_Heaviside(self, expr, exp=None):
+        # SymPy writes θ(x). H(x) is ½ at 0; H(x, 0) is 0 there, relu's slope, written step(x).
+        name = "\\operatorname{step}" if len(expr.args) == 2 and expr.args[1] == 0 else "H"
+        inner = f"{name}\\left({self._print(expr.args[0])}\\right)"
+        return f"{inner}^{{{exp}}}" if exp is not None else inner
+
 
 class NotationMathMLPrinter(MathMLPresentationPrinter):
     """SymPy's presentation MathML printer, with the ``notation`` setting and MathML Core output."""
@@ -79,7 +85,7 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
         return element
 
     def _notation(self, n: Notation):
-        base = self._el("mi", text=_GREEK.get(n.base, n.base.replace("'", "′")))
+        base = self._el("mi", text=n.text)
         subs = [self._el("mn", text=str(i)) for i in n.indices]
         if any(i > 9 for i in n.indices):
             subs = [x for i, node in enumerate(subs) for x in ((self._el("mo", text=","), node) if i else (node,))]
@@ -122,6 +128,22 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
         n = self._settings["notation"].get(sym)
         return self._notation(n) if n is not None else super()._print_MatrixSymbol(sym)
 
+    def _print_sigmoid(self, e):
+        return self._el("mrow", self._el("mi", text="σ"), self._paren_comma_separated(*e.args))
+
+    def _print_Heaviside(self, e):
+        name = "step" if len(e.args) == 2 and e.args[1] == 0 else "H"
+        return self._el("mrow", self._el("mi", text=name), self._paren_comma_separated(e.args[0]))
+
+    def _print_DiracDelta(self, e):
+        return self._el("mrow", self._el("mi", text="δ"), self._paren_comma_separated(*e.args))
+
+    def _print_Derivative(self, e):
+        # SymPy writes d/dx with &dd; (U+2146), which common math fonts lack; books write d.
+        element = super()._print_Derivative(e)
+        _replace_text(element, "&dd;", "d")
+        return element
+
     def _print_Exp1(self, e):
         # &ExponentialE; (U+2147) is missing from common fonts; textbooks write e.
         return self._el("mi", text="e")
@@ -142,6 +164,14 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
 
 def latex(expr, notation: Mapping = {}, **settings) -> str:  # noqa: B006 - read only
     return NotationLatexPrinter({"notation": notation, **settings}).doprint(expr)
+
+
+def _replace_text(element, old: str, new: str) -> None:
+    for child in element.childNodes:
+        if child.nodeType == child.TEXT_NODE and child.data == old:
+            child.data = new
+        elif child.nodeType == child.ELEMENT_NODE:
+            _replace_text(child, old, new)
 
 
 def _true_minus(element) -> None:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 
-from ..catalog import A, Z
 from ..derive import Adjoint, Derivation, Partial
+from .rule_view import lines, step_view
 
 if TYPE_CHECKING:
     from ..numeric import WorkedExample
@@ -72,6 +72,8 @@ class Row:
     lhs: tuple
     rhs: tuple
     note: tuple = ()
+    #: The rule-by-rule derivation of this row, where it is shown (its first use).
+    steps: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,20 @@ def _upstream(d: Derivation, child: sp.Symbol) -> tuple:
     return (name,) if name is not None else (Partial(d.graph.loss, child),)
 
 
-def _local_row(d: Derivation, of: sp.Symbol, wrt: sp.Symbol) -> Row:
+def _kind(d: Derivation, of: sp.Symbol, wrt: sp.Symbol) -> tuple:
+    """Edges whose local derivatives take the same steps: ∂z/∂w of any unit, ∂a/∂z of one activation."""
+    names = [d.notation[s].text if s in d.notation else str(s) for s in (of, wrt)]
+    layer = d.notation[of].layer if of in d.notation else None
+    activation = d.graph.layers[layer - 1].activation if names[0] == "a" and layer else None
+    return (*names, activation)
+
+
+def _local_row(d: Derivation, of: sp.Symbol, wrt: sp.Symbol, explained: dict | None = None) -> Row:
+    """∂of/∂wrt of one edge; its rule-by-rule steps the first time an edge of its kind appears.
+
+    ``explained`` maps each kind already shown to the partial it was shown for, so that
+    later rows refer back to it instead of repeating the same steps.
+    """
     local = d.local(of, wrt)
     rhs: tuple = ()
     if local.written is not None:
@@ -119,7 +134,18 @@ def _local_row(d: Derivation, of: sp.Symbol, wrt: sp.Symbol) -> Row:
     if local.shown != local.derivative and local.written is None:
         rhs += (local.derivative, EQ)
     rhs += (local.shown,)
-    return Row((Partial(of, wrt),), rhs, ("from ", (of, EQ, d.graph.node(of).display)))
+    note: tuple = ("from ", (of, EQ, d.graph.node(of).display))
+    steps: tuple = ()
+    if explained is not None:
+        kind = _kind(d, of, wrt)
+        if kind[0] == "a" and d.notation.get(wrt) is not None and d.notation[wrt].text == "z":
+            note += ("; f′ is derived under Activation derivatives",)
+        elif kind in explained:
+            note += ("; the same steps as for ", explained[kind])
+        else:
+            explained[kind] = Partial(of, wrt)
+            steps = tuple(lines(step_view(d.local_steps(of, wrt))))
+    return Row((Partial(of, wrt),), rhs, note, steps)
 
 
 def _title(d: Derivation, adj: Adjoint) -> tuple:
@@ -127,6 +153,8 @@ def _title(d: Derivation, adj: Adjoint) -> tuple:
     n = d.notation.get(adj.node)
     if n is None:
         return (Partial(d.graph.loss, adj.node),)
+    if not n.indices:
+        return (f"The parameter {n.text} of layer {n.layer}: " if n.layer else "", Partial(d.graph.loss, adj.node))
     where = {
         "z": f"The error of unit {n.indices[0]} of layer {n.layer}: ",
         "a": f"The output of unit {n.indices[0]} of layer {n.layer}: ",
@@ -138,15 +166,22 @@ def _title(d: Derivation, adj: Adjoint) -> tuple:
     return (where, written)
 
 
-def adjoint_block(d: Derivation, ex: WorkedExample | None, adj: Adjoint, key: str, lit: sp.Symbol | None = None) -> Block:
+def adjoint_block(
+    d: Derivation,
+    ex: WorkedExample | None,
+    adj: Adjoint,
+    key: str,
+    lit: sp.Symbol | None = None,
+    explained: dict | None = None,
+) -> Block:
     """∂L/∂node: the chain, one step of the chain rule with reused δs, substitution, closed form, value."""
     graph = d.graph
     lhs: tuple = (adj.name, EQ, Partial(graph.loss, adj.node)) if adj.name is not None else (Partial(graph.loss, adj.node),)
     rows: list[Row] = []
     if len(adj.terms) == 1 and adj.terms[0].child == graph.loss:
         # A direct input of the loss: its adjoint is one local derivative.
-        row = _local_row(d, graph.loss, adj.node)
-        rows.append(Row(lhs, row.rhs, ("differentiating ",) + row.note[1:]))
+        row = _local_row(d, graph.loss, adj.node, explained)
+        rows.append(Row(lhs, row.rhs, ("differentiating ",) + row.note[1:], row.steps))
         if ex is not None:
             rows.append(Row((), (Number(ex.adjoints[adj.node]),), ("at the example's values",)))
         return Block(key, _title(d, adj), tuple(rows), (), lit)
@@ -163,11 +198,14 @@ def adjoint_block(d: Derivation, ex: WorkedExample | None, adj: Adjoint, key: st
     if adj.closed != adj.substituted and not closed_form_shown(adj.closed):
         note += (f"; written out in forward-pass quantities it would take {written_size(adj.closed)} symbols",)
     rows.append(Row(() if rows else lhs, (adj.substituted,), ("".join(note),)))
-    if adj.closed != adj.substituted and closed_form_shown(adj.closed):
+    if adj.simplified is not None:
+        because = "simplified" + (f", because {adj.assumption}" if adj.assumption else "")
+        rows.append(Row((), (adj.simplified,), (because,)))
+    elif adj.closed != adj.substituted and closed_form_shown(adj.closed):
         rows.append(Row((), (adj.closed,), ("in forward-pass quantities only",)))
     if ex is not None:
         rows.append(Row((), (Number(ex.adjoints[adj.node]),), ("at the example's values",)))
-    where = [_local_row(d, t.child, adj.node) for t in adj.terms]
+    where = [_local_row(d, t.child, adj.node, explained) for t in adj.terms]
     for t in adj.terms:
         if t.child != graph.loss and t.child not in graph.adjoint_names:
             where.append(Row((Partial(graph.loss, t.child),), (t.upstream,), ("found above",)))
@@ -191,7 +229,13 @@ def forward_section(d: Derivation, ex: WorkedExample | None) -> Section:
         blocks.append(Block(f"forward-{layer.number}", title, tuple(rows)))
     loss = d.graph.node(d.graph.loss)
     rhs = (loss.display,) + ((EQ, Number(ex.loss)) if ex is not None else ())
-    blocks.append(Block("forward-loss", ("Loss: " + d.network.loss,), (Row((d.graph.loss,), rhs),)))
+    title = "Loss: " + d.network.loss_choice.label
+    if d.network.regularizer_choice is not None:
+        title += " + " + d.network.regularizer_choice.label
+    blocks.append(Block("forward-loss", (title,), (Row((d.graph.loss,), rhs),)))
+    if d.graph.constants:
+        rows = [Row((symbol,), (Number(value),)) for symbol, value in d.graph.constants.items()]
+        blocks.insert(0, Block("constants", ("Constants of the spec",), tuple(rows)))
     intro = ("Each unit adds up its weighted inputs and its bias, then applies its activation.",)
     return Section("forward", "Forward pass", intro, tuple(blocks))
 
@@ -200,41 +244,42 @@ def activation_section(d: Derivation) -> Section:
     blocks = []
     for act in d.activations:
         named = act.written != act.formula
-        rows = [Row((A,), ((act.written, EQ) if named else ()) + (act.formula,), (act.title,))]
-        rhs: tuple = ((sp.Derivative(act.written, Z, evaluate=False), EQ) if named else ()) + (act.derivative,)
+        rows = [Row((act.output,), ((act.written, EQ) if named else ()) + (act.formula,), (act.title,))]
+        rhs: tuple = ((sp.Derivative(act.written, act.input, evaluate=False), EQ) if named else ()) + (act.derivative,)
         if act.textbook != act.derivative:
             rhs += (EQ, act.textbook)
         note: tuple = ("differentiating the formula",)
         if act.textbook_in_output != act.textbook:
             rhs += (EQ, act.textbook_in_output)
-            note = ("differentiating the formula, then writing it with the unit's own output ", A)
-        rows.append(Row((Partial(A, Z),), rhs, note))
+            note = ("differentiating the formula, then writing it with the unit's own output ", act.output)
+        steps = tuple(lines(step_view(act.steps))) if act.steps is not None else ()
+        rows.append(Row((Partial(act.output, act.input),), rhs, note, steps))
         blocks.append(Block(f"activation-{act.name}", (act.name,), tuple(rows)))
     intro = ("Every unit's local derivative ∂a/∂z comes from its activation's derivative, derived once here.",)
     return Section("activations", "Activation derivatives", intro, tuple(blocks))
 
 
-def backward_section(d: Derivation, ex: WorkedExample | None) -> Section:
+def backward_section(d: Derivation, ex: WorkedExample | None, explained: dict) -> Section:
     blocks = []
     for layer in reversed(d.graph.layers):
         for a in layer.a:
-            blocks.append(adjoint_block(d, ex, d.adjoint(a), f"adjoint-{a}"))
+            blocks.append(adjoint_block(d, ex, d.adjoint(a), f"adjoint-{a}", explained=explained))
         for z in layer.z:
-            blocks.append(adjoint_block(d, ex, d.adjoint(z), f"adjoint-{z}"))
+            blocks.append(adjoint_block(d, ex, d.adjoint(z), f"adjoint-{z}", explained=explained))
     intro = (
         "The backward pass starts at the loss. Each δ is derived once, from the δs of the layer above, and then reused.",
     )
     return Section("backward", "Backward pass: the δ of every unit", intro, tuple(blocks))
 
 
-def gradient_section(d: Derivation, ex: WorkedExample | None) -> Section:
-    blocks = [adjoint_block(d, ex, g, f"gradient-{g.node}", lit=g.node) for g in d.gradients]
+def gradient_section(d: Derivation, ex: WorkedExample | None, explained: dict) -> Section:
+    blocks = [adjoint_block(d, ex, g, f"gradient-{g.node}", g.node, explained) for g in d.gradients]
     intro = ("Every weight and bias gets its gradient from the δ of the unit it feeds.",)
     return Section("gradients", "Gradients of the parameters", intro, tuple(blocks))
 
 
-def input_section(d: Derivation, ex: WorkedExample | None) -> Section:
-    blocks = [adjoint_block(d, ex, d.adjoint(x), f"input-{x}") for x in d.graph.inputs]
+def input_section(d: Derivation, ex: WorkedExample | None, explained: dict) -> Section:
+    blocks = [adjoint_block(d, ex, d.adjoint(x), f"input-{x}", explained=explained) for x in d.graph.inputs]
     intro = ("The same walk gives the gradient with respect to the inputs (a saliency map of this example).",)
     return Section("inputs", "Gradients of the inputs", intro, tuple(blocks))
 
@@ -255,11 +300,13 @@ def equation_section(d: Derivation) -> Section:
 
 
 def sections(d: Derivation, ex: WorkedExample | None) -> tuple[Section, ...]:
+    # The kinds of local derivative already shown step by step, in reading order.
+    explained: dict = {}
     return (
         forward_section(d, ex),
         activation_section(d),
-        backward_section(d, ex),
-        gradient_section(d, ex),
-        input_section(d, ex),
+        backward_section(d, ex, explained),
+        gradient_section(d, ex, explained),
+        input_section(d, ex, explained),
         equation_section(d),
     )
