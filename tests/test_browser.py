@@ -15,7 +15,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import required_program
 
 from chainrule import default_network, derive, worked_example
@@ -143,7 +142,7 @@ def measured(page: Path):
             assert text.count("</body>") == 1
             probe.write_text(text.replace("</body>", MEASURE + "</body>"), encoding="utf-8")
             dom = run_chromium(workdir, probe, width, "--dump-dom").stdout
-            found = re.search(r'<pre id="chainrule-test-result">(.*?)</pre>', dom, re.S)
+            found = re.search(r'<pre id="chainrule-test-result">(.*?)</pre>', dom, re.DOTALL)
             assert found, "the measuring script did not run: " + dom[-500:]
             cache[width] = json.loads(html.unescape(found.group(1)))
         return cache[width]

@@ -161,7 +161,7 @@ def test_seed_draws_only_what_the_spec_leaves_out(tmp_path: Path, capsys) -> Non
 
 
 def _drawn_sentence(text: str) -> str:
-    sentence = re.search(r"The spec leaves out (.*?)drawn with seed (\d+)", text, re.S)
+    sentence = re.search(r"The spec leaves out (.*?)drawn with seed (\d+)", text, re.DOTALL)
     assert sentence, "the document does not say which values were drawn"
     return sentence.group(0)
 

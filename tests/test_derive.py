@@ -6,6 +6,7 @@ import mpmath
 import numpy as np
 import pytest
 import sympy as sp
+from conftest import describe, exact_values, random_network
 
 from chainrule import catalog
 from chainrule.catalog import ACTIVATIONS, LOSSES
@@ -13,8 +14,6 @@ from chainrule.derive import Derivation, Partial, derive
 from chainrule.graph import build_graph
 from chainrule.network import Dense, Network
 from chainrule.numeric import compose
-
-from conftest import describe, exact_values, random_network
 
 #: Random networks for the gradient proofs: depth 1-3, widths 1-3. The size cap keeps
 #: sympy.simplify (and, for relu, the composition of nested Piecewise) fast enough for

@@ -9,12 +9,11 @@ import sys
 
 import pytest
 import sympy as sp
-
-from chainrule.expr import FormulaError, parse, to_formula
-from chainrule.explain import ExplainError, explain
-from chainrule.render.explanation import explanation_json, render_explanation
-
 from test_rules import CORPUS
+
+from chainrule.explain import ExplainError, explain
+from chainrule.expr import FormulaError, parse, to_formula
+from chainrule.render.explanation import explanation_json, render_explanation
 
 x, w, b = (sp.Symbol(n, real=True) for n in "xwb")
 

@@ -225,12 +225,12 @@ def _setup_commands() -> list[tuple[str, str]]:
     readme = REPO / "README.md"
     assert readme.is_file(), "README.md is missing"
     text = readme.read_text(encoding="utf-8")
-    heading = re.search(r"^##+ Set-up\s*$", text, re.M)
+    heading = re.search(r"^##+ Set-up\s*$", text, re.MULTILINE)
     assert heading, "README.md has no 'Set-up' heading"
     rest = text[heading.end() :]
-    following = re.search(r"^#{1,%d} " % (heading.group(0).count("#")), rest, re.M)
+    following = re.search(r"^#{1,%d} " % (heading.group(0).count("#")), rest, re.MULTILINE)
     section = rest[: following.start()] if following else rest
-    return [(lang, body.strip()) for lang, body in re.findall(r"^```(\w*)\n(.*?)^```", section, re.M | re.S)]
+    return [(lang, body.strip()) for lang, body in re.findall(r"^```(\w*)\n(.*?)^```", section, re.MULTILINE | re.DOTALL)]
 
 
 def _ci_command() -> str:

@@ -12,7 +12,6 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-
 from conftest import required_program
 
 from chainrule import Dense, Network, default_network, derive, worked_example

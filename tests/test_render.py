@@ -122,8 +122,8 @@ def _update_rows(fmt: str, doc: str) -> list[tuple[str, list[float]]]:
     rows = []
     if fmt == "html":
         part = _section(doc, 'id="update"', "</table>")
-        for tr in re.findall(r"<tr>(.*?)</tr>", part, re.S):
-            cells = re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)
+        for tr in re.findall(r"<tr>(.*?)</tr>", part, re.DOTALL):
+            cells = re.findall(r"<td[^>]*>(.*?)</td>", tr, re.DOTALL)
             if cells:
                 rows.append((cells[0], [_number(html.unescape(c)) for c in cells[1:]]))
     elif fmt == "tex":

@@ -149,7 +149,11 @@ class Derivation:
         Built when asked for: documents show the steps for the first edge of each kind
         and refer back to them after, so most edges never need theirs.
         """
-        return derivative_steps(self.graph.node(of).expr, wrt)
+        node = self.graph.node(of)
+        # The textbook definition (-y log a rather than xlogy(y, a)) where it is one SymPy can
+        # differentiate; σ(z) written as an undefined function is not.
+        written = node.display if not node.display.atoms(sp.core.function.AppliedUndef) else node.expr
+        return derivative_steps(written, wrt)
 
     def local(self, of: sp.Symbol, wrt: sp.Symbol) -> LocalDerivative:
         """The local derivative ∂of/∂wrt of one edge of the graph."""

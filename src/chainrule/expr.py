@@ -172,12 +172,15 @@ def names(text: str, *, what: str = "formula") -> tuple[str, ...]:
     >>> names("log(1 + exp(w*x + b)) + pi*w")
     ('w', 'x', 'b')
     """
-    source, origin, tree = _tree(text, what)
+    _, origin, tree = _tree(text, what)
     called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
     found = sorted(
         (node.col_offset, node.id)
         for node in ast.walk(tree)
-        if isinstance(node, ast.Name) and id(node) not in called and node.id not in CONSTANTS and node.id not in FUNCTIONS
+        if isinstance(node, ast.Name)
+        and id(node) not in called
+        and node.id not in CONSTANTS
+        and node.id not in FUNCTIONS
     )
     ordered = tuple(dict.fromkeys(name for _, name in found))
     for name in ordered:
@@ -399,6 +402,9 @@ class _Reader:
         if kind is ast.UnaryOp:
             return self.apply(column, _UNARY[type(node.op)], args)
         if kind is ast.Call:
+            if node.func.id == "exp" and _log_power(args[0]) > MAX_EXPONENT:
+                # exp(c*log(a) + u) becomes a**c * exp(u), a power that SymPy computes
+                raise self.fail(column, f"a logarithm inside exp() may have a factor of at most {MAX_EXPONENT}")
             return self.apply(column, FUNCTIONS[node.func.id][1], args)
         symbol, build = _OPERATORS[type(node.op)]
         column = max(self.source.find(symbol, node.left.end_col_offset), column)
@@ -406,8 +412,13 @@ class _Reader:
             base, exponent = args
             if any(abs(number) > MAX_EXPONENT for number in exponent.atoms(sympy.Rational)):
                 raise self.fail(column, f"numbers in an exponent must be at most {MAX_EXPONENT} in size")
-            if base.is_Rational and exponent.is_Rational and abs(exponent) * _bits(base) > MAX_BITS:
-                raise self.fail(column, f"this power has more than {MAX_BITS} bits; use a smaller exponent")
+            # SymPy multiplies out the number in a base, and for b**(p/q) may compute b**p or b**(q - 1).
+            numbers = base.as_independent(*base.free_symbols, as_Add=False)[0] if base.free_symbols else base
+            size = max((max(abs(r.p), r.q) for r in exponent.atoms(sympy.Rational)), default=1)
+            if size * max(map(_bits, numbers.atoms(sympy.Rational)), default=0) > MAX_BITS:
+                raise self.fail(
+                    column, f"this power of a number needs more than {MAX_BITS} bits; use a smaller exponent"
+                )
         return self.apply(column, build, args)
 
     def apply(self, column: int, build, args: list[sympy.Expr]) -> sympy.Expr:
@@ -419,8 +430,8 @@ class _Reader:
             self.value(result)
         except _Refused as refusal:
             raise self.fail(column, str(refusal)) from None
-        except (ValueError, TypeError, ArithmeticError) as err:
-            raise self.fail(column, f"cannot be computed: {str(err).splitlines()[0][:80]}") from None
+        except Exception as err:  # noqa: BLE001 -- SymPy raises assorted errors (even AttributeError) on odd constants
+            raise self.fail(column, f"SymPy cannot compute this part ({type(err).__name__})") from None
         return result
 
     def value(self, expr: sympy.Basic) -> float | None:
@@ -433,6 +444,11 @@ class _Reader:
             if _bits(expr) > MAX_BITS:
                 raise _Refused(f"a number here has more than {MAX_BITS} bits (about 300 digits)")
             result = expr.p / expr.q
+        elif expr.is_Pow and expr.base.is_Rational and expr.exp.is_Rational and not expr.exp.is_Integer:
+            # what SymPy made of a power (2**(1/3)*2**(1/5) is 2**(8/15)) must stay cheap for its next step
+            if max(abs(expr.exp.p), expr.exp.q) * _bits(expr.base) > MAX_BITS:
+                raise _Refused(f"this power of a number needs more than {MAX_BITS} bits; use a smaller exponent")
+            result = _evaluate(_pow, [self.value(expr.base), self.value(expr.exp)])
         elif isinstance(expr, sympy.NumberSymbol):
             result = float(expr)
         else:
@@ -446,6 +462,23 @@ def _operands(node: ast.expr) -> list[ast.expr]:
     if isinstance(node, ast.BinOp):
         return [node.left, node.right]
     return [node.operand] if isinstance(node, ast.UnaryOp) else getattr(node, "args", [])
+
+
+def _log_power(u: sympy.Expr) -> float:
+    """The largest factor of a logarithm among the terms of u."""
+    terms = sympy.Add.make_args(u)
+    return max((abs(term.as_coeff_Mul()[0]) for term in terms if term.has(sympy.log)), default=0)
+
+
+def _saturating(func, limit: float):
+    """func, refusing arguments so large that SymPy would need their size in digits to tell f(u) from its limit."""
+
+    def bounded(u: float) -> float:
+        if abs(u) > limit:
+            raise _Refused(f"this argument is beyond +-{limit:g}, where the function is its limit to 300 digits")
+        return func(u)
+
+    return bounded
 
 
 def _bits(number: sympy.Rational) -> float:
@@ -552,7 +585,9 @@ FUNCTIONS = {
 
 #: The float form of every SymPy class that parse builds; to_formula writes these and no others.
 _FLOATS = {
-    **{getattr(sympy, name): getattr(math, name) for name in _ELEMENTARY[1:] + ("erf",)},
+    **{getattr(sympy, name): getattr(math, name) for name in _ELEMENTARY[1:-1]},
+    sympy.tanh: _saturating(math.tanh, 350),
+    sympy.erf: _saturating(math.erf, 26),
     sympy.Add: lambda *terms: math.fsum(terms),
     sympy.Mul: _mul,
     sympy.Pow: _pow,
@@ -563,8 +598,8 @@ _FLOATS = {
     sympy.Min: min,
     sympy.Heaviside: lambda u, at_zero: at_zero if u == 0 else float(u > 0),
     sympy.DiracDelta: _dirac_value,
-    sigmoid: lambda u: 0.5 * (1 + math.tanh(u / 2)),
-    softplus: lambda u: max(u, 0.0) + math.log1p(math.exp(-abs(u))),
+    sigmoid: _saturating(lambda u: 0.5 * (1 + math.tanh(u / 2)), 700),
+    softplus: _saturating(lambda u: max(u, 0.0) + math.log1p(math.exp(-abs(u))), 700),
     relu: lambda u: max(u, 0.0),
 }
 _PRINTABLE = (sympy.Rational, type(sympy.pi), type(sympy.E), *_FLOATS)

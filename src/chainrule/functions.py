@@ -82,7 +82,6 @@ class logsumexp(sp.Function):
     def eval(cls, *args):
         if len(args) == 0:
             raise TypeError("logsumexp takes at least one argument")
-        return None
 
     def fdiff(self, argindex=1):
         return sp.exp(self.args[argindex - 1] - self)
@@ -140,6 +139,8 @@ class xdivy(sp.Function):
 
     def _eval_rewrite_as_Mul(self, x, y, **kwargs):
         return x / y
+
+    _eval_rewrite_as_exp = _eval_rewrite_as_Mul  # rewrite(exp) writes every named function out
 
     def _eval_evalf(self, prec):
         return (self.args[0] / self.args[1])._eval_evalf(prec)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .catalog import A, P, W, Y, Z, Parameter
+from .catalog import A, Parameter, W, Z
 from .network import Network
 
 

@@ -23,7 +23,16 @@ import sympy as sp
 from sympy.printing.pretty.pretty_symbology import greek_unicode
 
 from . import expr
-from .catalog import ACTIVATIONS, LOSSES, REGULARIZERS, Activation, Loss, Parameter, Regularizer, Z
+from .catalog import (
+    ACTIVATIONS,
+    LOSSES,
+    REGULARIZERS,
+    Activation,
+    Loss,
+    Parameter,
+    Regularizer,
+    Z,
+)
 
 #: Bounds that keep a spec from anyone to a size whose derivation a reader can use.
 MAX_INPUTS = 1024

@@ -23,9 +23,9 @@ import numpy as np
 import sympy as sp
 
 from .derive import Derivation
-from .stable import NUMPY
 from .graph import Graph, parameter_names
 from .network import DEFAULT_LEARNING_RATE, Network
+from .stable import NUMPY
 
 #: A gradient whose relative error against finite differences exceeds this fails the check.
 TOLERANCE = 1e-6

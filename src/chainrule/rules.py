@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import sympy as sp
 
-from .functions import logsumexp, sigmoid, softplus, xlogy
+from .functions import logsumexp, sigmoid, softplus, xdivy, xlogy
 
 #: Simplification is only attempted up to this size (``count_ops``); beyond it SymPy is slow.
 SIMPLIFY_LIMIT = 40

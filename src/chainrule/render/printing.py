@@ -22,9 +22,11 @@ from typing import Any
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.mathml import MathMLPresentationPrinter
+from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pretty.pretty_symbology import greek_unicode
 
 from ..graph import Notation
+
 
 def _indices_latex(indices: tuple[int, ...]) -> str:
     # w_{12} is unambiguous only while every index has one digit; past 9, use commas.
@@ -135,6 +137,10 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
         name = "step" if len(e.args) == 2 and e.args[1] == 0 else "H"
         return self._el("mrow", self._el("mi", text=name), self._paren_comma_separated(e.args[0]))
 
+    def _print_KroneckerDelta(self, e):
+        # SymPy writes "kroneckerdelta(j, k)"; books write δⱼₖ.
+        return self._el("msub", self._el("mi", text="δ"), self._el("mrow", *[self._print(a) for a in e.args]))
+
     def _print_DiracDelta(self, e):
         return self._el("mrow", self._el("mi", text="δ"), self._paren_comma_separated(*e.args))
 
@@ -142,6 +148,10 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
         # SymPy writes d/dx with &dd; (U+2146), which common math fonts lack; books write d.
         element = super()._print_Derivative(e)
         _replace_text(element, "&dd;", "d")
+        # ...and d/dx a + b, where the LaTeX printer writes d/dx (a + b).
+        if precedence(e.expr) < PRECEDENCE["Mul"] and element.childNodes:
+            body = element.childNodes[-1]
+            element.replaceChild(self._el("mrow", self._el("mo", text="("), body.cloneNode(True), self._el("mo", text=")")), body)
         return element
 
     def _print_Exp1(self, e):
@@ -162,7 +172,7 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
         return self._el("mrow", self._el("mo", text="{"), table)
 
 
-def latex(expr, notation: Mapping = {}, **settings) -> str:  # noqa: B006 - read only
+def latex(expr, notation: Mapping = {}, **settings) -> str:
     return NotationLatexPrinter({"notation": notation, **settings}).doprint(expr)
 
 
@@ -201,7 +211,7 @@ def latex_printer(notation: Mapping, **settings) -> Callable[[Any], str]:
     return NotationLatexPrinter({"notation": notation, **settings}).doprint
 
 
-def mathml(expr, notation: Mapping = {}, **settings) -> str:  # noqa: B006 - read only
+def mathml(expr, notation: Mapping = {}, **settings) -> str:
     return mathml_printer(notation, **settings)(expr)
 
 

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 #: Closed forms that take more symbols than this when written out are not typeset: their
 #: size doubles with each layer (one term per path to the loss), and they stop teaching.
 LONGEST_CLOSED_FORM = 400
+#: Definitions longer than this are not repeated in a note beside a formula.
+LONGEST_NOTE = 60
 
 
 def written_size(expr: sp.Basic) -> int:
@@ -134,7 +136,9 @@ def _local_row(d: Derivation, of: sp.Symbol, wrt: sp.Symbol, explained: dict | N
     if local.shown != local.derivative and local.written is None:
         rhs += (local.derivative, EQ)
     rhs += (local.shown,)
-    note: tuple = ("from ", (of, EQ, d.graph.node(of).display))
+    display = d.graph.node(of).display
+    # A definition too long for a note (a loss with a penalty on every weight) is named, not repeated.
+    note: tuple = ("from ", (of, EQ, display)) if written_size(display) <= LONGEST_NOTE else ("from the definition of ", of)
     steps: tuple = ()
     if explained is not None:
         kind = _kind(d, of, wrt)
