@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 from conftest import required_program
 
-from chainrule import default_network, derive, worked_example
+from chainrule import default_network, derive, load, worked_example
+from chainrule.explain import explain
 from chainrule.render import render
+from chainrule.render.explanation import render_explanation
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +30,7 @@ NARROW = 640
 MEASURE = """
 <script>
 window.addEventListener("load", function () {
-  function box(e) { var r = e.getBoundingClientRect(); return {w: r.width, h: r.height, top: r.top, bottom: r.bottom, left: r.left, right: r.right}; }
+  function box(e) { if (!e) return null; var r = e.getBoundingClientRect(); return {w: r.width, h: r.height, top: r.top, bottom: r.bottom, left: r.left, right: r.right}; }
   function where(e) { var p = e.closest("[id]"); return e.tagName.toLowerCase() + (p ? " in #" + p.id : ""); }
   function sizes(selector) {
     var all = Array.prototype.slice.call(document.querySelectorAll(selector)).map(function (e) { return [box(e), e]; });
@@ -128,6 +130,19 @@ def page(tmp_path_factory) -> Path:
     return path
 
 
+def _measure(page: Path, width: int) -> dict:
+    workdir = page.parent / f"measure-{page.stem}-{width}"
+    workdir.mkdir(exist_ok=True)
+    probe = workdir / "probe.html"
+    text = page.read_text(encoding="utf-8")
+    assert text.count("</body>") == 1
+    probe.write_text(text.replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+    dom = run_chromium(workdir, probe, width, "--dump-dom").stdout
+    found = re.search(r'<pre id="chainrule-test-result">(.*?)</pre>', dom, re.DOTALL)
+    assert found, "the measuring script did not run: " + dom[-500:]
+    return json.loads(html.unescape(found.group(1)))
+
+
 @pytest.fixture(scope="module")
 def measured(page: Path):
     """Measure the page at a given window width (once per width)."""
@@ -135,19 +150,41 @@ def measured(page: Path):
 
     def at(width: int) -> dict:
         if width not in cache:
-            workdir = page.parent / f"measure-{width}"
-            workdir.mkdir(exist_ok=True)
-            probe = workdir / "probe.html"
-            text = page.read_text(encoding="utf-8")
-            assert text.count("</body>") == 1
-            probe.write_text(text.replace("</body>", MEASURE + "</body>"), encoding="utf-8")
-            dom = run_chromium(workdir, probe, width, "--dump-dom").stdout
-            found = re.search(r'<pre id="chainrule-test-result">(.*?)</pre>', dom, re.DOTALL)
-            assert found, "the measuring script did not run: " + dom[-500:]
-            cache[width] = json.loads(html.unescape(found.group(1)))
+            cache[width] = _measure(page, width)
         return cache[width]
 
     return at
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+#: More documents whose layout must hold: the new catalog entries and ``chainrule explain``.
+OTHER_PAGES = {
+    "softmax-3-class": lambda: _derived(load(EXAMPLES / "softmax-3-class.toml")),
+    "custom-formulas": lambda: _derived(load(EXAMPLES / "custom-formulas.toml")),
+    "explain-logistic": lambda: render_explanation(explain("log(1+exp(w*x+b))", ["w", "b"], {"w": 0.5, "x": 2, "b": -1}), "html"),
+    "explain-hessian": lambda: render_explanation(explain("x**3*y + exp(x*y)", [], {"x": 0.5, "y": -0.25}, 2), "html"),
+}
+
+
+def _derived(network) -> str:
+    d = derive(network)
+    return render(d, "html", worked_example(d))
+
+
+@pytest.mark.parametrize("name", list(OTHER_PAGES))
+@pytest.mark.parametrize("width", [WIDE, NARROW])
+def test_other_documents_fit_the_window(tmp_path, name: str, width: int) -> None:
+    chromium()
+    page = tmp_path / f"{name}.html"
+    page.write_text(OTHER_PAGES[name](), encoding="utf-8")
+    m = _measure(page, width)
+    assert m["math"]["count"] >= 10 and m["math"]["empty"] == [], m["math"]
+    assert m["outsideCount"] == 0, m["outside"]
+    assert m["pageWidth"] <= m["viewport"], (m["pageWidth"], m["viewport"])
+    assert m["flatCount"] == 0, m["flat"]
+    if width == WIDE:
+        assert m["clippedCount"] == 0, m["clipped"]
 
 
 def test_there_is_much_math_and_all_of_it_has_a_size(measured) -> None:

@@ -14,18 +14,38 @@ from pathlib import Path
 import pytest
 from conftest import required_program
 
-from chainrule import Dense, Network, default_network, derive, worked_example
+from chainrule import Dense, Network, default_network, derive, load, worked_example
+from chainrule.explain import explain
 from chainrule.render import render
+from chainrule.render.explanation import render_explanation
 
 pytestmark = pytest.mark.pdflatex
 
 #: Titles with every LaTeX special, accents pdflatex sets from Latin-1, and characters it has no glyph for.
 SPECIAL_TITLE = r"Ünïcode ★ δ: 50% of {x}_1 & $y$ # \relax ^ ~ \\"
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
 NETWORKS = {
     "default": default_network,
     "mixed-3-3-2-1": lambda: Network(3, (Dense(3, "tanh"), Dense(2, "relu"), Dense(1, "identity")), "half_sse"),
     "special-title": lambda: Network(2, (Dense(2, "sigmoid"), Dense(2, "tanh")), "mse", title=SPECIAL_TITLE),
+    "softmax-3-class": lambda: load(EXAMPLES / "softmax-3-class.toml"),
+    "custom-formulas": lambda: load(EXAMPLES / "custom-formulas.toml"),
+    "new-activations": lambda: Network(
+        2,
+        (Dense(2, "gelu"), Dense(2, {"name": "elu", "alpha": 0.5}), Dense(2, "prelu"), Dense(1, "softsign")),
+        {"name": "huber", "delta": 0.5},
+        regularizer="l1",
+    ),
+}
+
+#: ``chainrule explain`` documents: a formula, the variables and the point.
+EXPLAINED = {
+    "explain-product": ("x**2*sin(x)", ["x"], None, 1),
+    "explain-logistic": ("log(1+exp(w*x+b))", ["w", "b"], {"w": 0.5, "x": 2, "b": -1}, 1),
+    "explain-hessian": ("x**3*y + exp(x*y)", [], {"x": 0.5, "y": -0.25}, 2),
+    "explain-kinks": ("max(x, 0) + abs(x - y) + relu(y)*sigmoid(x)", [], None, 2),
 }
 
 #: An overfull line wider than this runs visibly into the margin.
@@ -74,15 +94,22 @@ def _document(network: Network) -> str:
     return render(d, "tex", worked_example(d))
 
 
-@pytest.fixture(scope="module", params=list(NETWORKS))
+def _explained(name: str) -> str:
+    text, wrt, at, order = EXPLAINED[name]
+    return render_explanation(explain(text, wrt, at, order), "tex")
+
+
+@pytest.fixture(scope="module", params=[*NETWORKS, *EXPLAINED])
 def compiled(request, tmp_path_factory) -> Compiled:
-    return compile_tex(tmp_path_factory.mktemp(request.param), _document(NETWORKS[request.param]()))
+    name = request.param
+    tex = _document(NETWORKS[name]()) if name in NETWORKS else _explained(name)
+    return compile_tex(tmp_path_factory.mktemp(name), tex)
 
 
-def test_compiles_to_a_pdf_of_several_pages(compiled: Compiled) -> None:
+def test_compiles_to_a_pdf(compiled: Compiled) -> None:
     assert compiled.result.returncode == 0, compiled.errors()
     assert compiled.pdf.exists() and compiled.pdf.read_bytes()[:5] == b"%PDF-"
-    assert compiled.pages > 1
+    assert compiled.pages >= 1
 
 
 def test_no_line_runs_into_the_margin(compiled: Compiled) -> None:

@@ -465,9 +465,9 @@ def _operands(node: ast.expr) -> list[ast.expr]:
 
 
 def _log_power(u: sympy.Expr) -> float:
-    """The largest factor of a logarithm among the terms of u."""
-    terms = sympy.Add.make_args(u)
-    return max((abs(term.as_coeff_Mul()[0]) for term in terms if term.has(sympy.log)), default=0)
+    """The largest number multiplying a logarithm anywhere in u (exp's logcombine turns c*log(a) into a**c)."""
+    products = (node for node in sympy.preorder_traversal(u) if node.is_Mul and node.has(sympy.log))
+    return max((abs(product.as_coeff_Mul()[0]) for product in products), default=0)
 
 
 def _saturating(func, limit: float):
