@@ -387,7 +387,7 @@ class _Reader:
             node, ready = stack.pop()
             operands = _operands(node)
             if not ready:
-                stack += [(node, True), *((kid, False) for kid in operands)]
+                stack += [(node, True), *((kid, False) for kid in reversed(operands))]
             else:
                 built[node] = self.make(node, [built.pop(kid) for kid in operands])
         return built[root]

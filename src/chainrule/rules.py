@@ -202,6 +202,14 @@ class _FunctionRule(Rule):
     def eval(self):
         return DERIVATIVES[self.expr.func](self.arg)
 
+    @property
+    def identity(self) -> str:
+        """The one line of the docstring's list that is about this function (sin′ = cos)."""
+        name = self.expr.func.__name__
+        parts = [part.strip() for part in type(self).__doc__.split(",")]
+        mine = [part for part in parts if part.startswith(f"{name}′")]
+        return mine[0] if len(parts) > 1 and mine else type(self).__doc__
+
 
 @dataclass(frozen=True)
 class LogRule(_FunctionRule):
@@ -211,7 +219,7 @@ class LogRule(_FunctionRule):
 
 @dataclass(frozen=True)
 class TrigRule(_FunctionRule):
-    """sin′ = cos, cos′ = −sin, tan′ = 1 + tan², asin′ = −acos′ = 1/√(1 − x²), atan′ = 1/(1 + x²)"""
+    """sin′ = cos, cos′ = −sin, tan′ = 1 + tan², asin′ = 1/√(1 − x²), acos′ = −1/√(1 − x²), atan′ = 1/(1 + x²)"""
     title = "trigonometric rule"
 
 
