@@ -120,8 +120,8 @@ class ActivationDerivative:
     #: The textbook form in f(z) (σ(z)(1 - σ(z))) and in the output a (a(1 - a)).
     textbook: sp.Expr
     textbook_in_output: sp.Expr
-    #: d formula/dz one rule at a time; ``None`` for softmax, whose Jacobian is shown instead.
-    steps: Rule | None = None
+    #: False for softmax, whose Jacobian is shown instead of rule-by-rule steps.
+    elementwise: bool = True
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,13 @@ class Derivation:
 
     def gradient(self, parameter: sp.Symbol) -> Adjoint:
         return self.adjoints[parameter]
+
+    def activation_steps(self, act: ActivationDerivative) -> Rule | None:
+        """d formula/dz one rule at a time, from the textbook definition (1/(1 + e^-z), not σ(z)).
+
+        Built when asked for, like ``local_steps``; ``None`` for softmax.
+        """
+        return derivative_steps(act.formula, act.input) if act.elementwise else None
 
     def local_steps(self, of: sp.Symbol, wrt: sp.Symbol) -> Rule:
         """∂of/∂wrt of one edge, one differentiation rule at a time, from of's definition.
@@ -341,8 +348,6 @@ def _activation_derivatives(network: Network) -> tuple[ActivationDerivative, ...
                 sp.diff(entry.formula, Z),
                 entry.derivative.xreplace({A: written}),
                 entry.derivative,
-                # From the textbook definition (1/(1 + e^-z), not σ(z)), so the steps show why.
-                derivative_steps(entry.formula if entry.textbook is None else entry.textbook, Z),
             )
         )
     return tuple(out)
@@ -354,4 +359,6 @@ def _layer_activation_derivative(choice) -> ActivationDerivative:
     z, a = sp.IndexedBase("z", real=True), sp.IndexedBase("a", real=True)
     formula = sp.exp(z[j]) / sp.Sum(sp.exp(z[i]), (i, 1, n))
     textbook = a[j] * (sp.KroneckerDelta(j, k) - a[k])
-    return ActivationDerivative(choice.entry.name, choice.entry.title, a[j], z[k], formula, formula, textbook, textbook, textbook)
+    return ActivationDerivative(
+        choice.entry.name, choice.entry.title, a[j], z[k], formula, formula, textbook, textbook, textbook, False
+    )

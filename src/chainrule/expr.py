@@ -14,6 +14,12 @@ bracket depth (CPython's parser fails on its own near 200 levels), then the size
 the tree. SymPy evaluates as it builds, and some evaluations never finish (``2**10**29``;
 ``sign(sin(exp(exp(20))))`` asks for 10⁸ digits), so every constant part is first valued in
 floating point on an unevaluated copy and refused unless it is a real number within 2^±1000.
+Other evaluations are bounded by rules on the parts: numbers in an exponent are at most 1000; a
+power of a number needs at most 1000 bits (SymPy may compute b**p or b**(q - 1) for b**(p/q));
+``c*log(a)`` inside ``exp`` has |c| <= 1000 (exp makes it a**c); tanh, erf, sigmoid and softplus of
+a constant stop where they equal their limit to 300 digits; and a sum, or a part that may be
+complex (log, sqrt, asin of a variable), is raised to at most the 50th power, since heaviside,
+dirac and SymPy's assumptions expand ``im()`` of such powers term by term. SymPy's own errors on odd constants become a FormulaError.
 
 ``relu`` is a function of its own: ``max(u, 0)`` differentiates to ``heaviside(u)``, which is 1/2
 at 0, and ``u*step(u)`` to ``step(u) + u*dirac(u)``; ``relu(u)`` prints back as itself and
@@ -51,6 +57,7 @@ MAX_EXPONENT = 1000  #: size of any number in an exponent
 MAX_BITS = 1000  #: size of an exact number (numerator and denominator); constants stay in 2^±1000
 MAX_NAME = 32  #: characters of a variable name
 MAX_ORDER = 100  #: order of a derivative of dirac
+MAX_POWER = 50  #: integer power of a sum, or of a part that may be complex such as log(x)
 
 _ELEMENTARY = ("exp", "log", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh")
 _NUMBER = re.compile(r"(?P<mantissa>[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE](?P<exponent>[+-]?[0-9]+))?")
@@ -451,6 +458,15 @@ class _Reader:
             result = _evaluate(_pow, [self.value(expr.base), self.value(expr.exp)])
         elif isinstance(expr, sympy.NumberSymbol):
             result = float(expr)
+        elif (
+            expr.is_Pow
+            and expr.exp.is_Integer
+            and abs(expr.exp) > MAX_POWER
+            and (expr.base.is_Add or not expr.base.is_extended_real)
+        ):
+            # heaviside, dirac and the assumptions of tanh take im() of their argument (or a gcd of
+            # polynomials), which expands such powers term by term
+            raise _Refused(f"powers above {MAX_POWER} are for single real factors, not sums or log, sqrt, asin, acos")
         else:
             args = [self.value(arg) for arg in expr.args]
             result = None if any(arg is None for arg in args) else _evaluate(_FLOATS.get(expr.func), args)

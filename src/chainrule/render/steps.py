@@ -256,7 +256,8 @@ def activation_section(d: Derivation) -> Section:
         if act.textbook_in_output != act.textbook:
             rhs += (EQ, act.textbook_in_output)
             note = ("differentiating the formula, then writing it with the unit's own output ", act.output)
-        steps = tuple(lines(step_view(act.steps))) if act.steps is not None else ()
+        rule = d.activation_steps(act)
+        steps = tuple(lines(step_view(rule))) if rule is not None else ()
         rows.append(Row((Partial(act.output, act.input),), rhs, note, steps))
         blocks.append(Block(f"activation-{act.name}", (act.name,), tuple(rows)))
     intro = ("Every unit's local derivative ∂a/∂z comes from its activation's derivative, derived once here.",)
