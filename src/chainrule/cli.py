@@ -146,7 +146,7 @@ def _derive(args: argparse.Namespace) -> int:
     from .derive import derive
     from .network import default_network, load
     from .numeric import NumericError, worked_example
-    from .render import DOCUMENT_FORMATS, render_documents, save
+    from .render import DOCUMENT_FORMATS, render_documents
 
     if args.spec is None:
         network, stem = default_network(), "default"
@@ -168,13 +168,9 @@ def _derive(args: argparse.Namespace) -> int:
             f"(relative; tolerance {check.tolerance:g}); this is a bug in chainrule, nothing was written",
             EXIT_CHECK_FAILED,
         )
-    documents = render_documents(derivation, example, out, stem, args.format or DOCUMENT_FORMATS)
-    try:
-        paths = save(documents)
-    except OSError as exc:
-        return _fail(f"--out: cannot write to {args.out} ({exc.strerror or exc})")
-    for path in paths:
-        print(path)
+    written = _save(render_documents(derivation, example, out, stem, args.format or DOCUMENT_FORMATS), args.out)
+    if written:
+        return written
     print(
         f"loss {example.loss:.10g}; {len(derivation.graph.parameters)} gradients, "
         f"worst relative error against finite differences {example.check.max_relative_error:.2g}"
@@ -182,9 +178,22 @@ def _derive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _save(documents, out: str) -> int:
+    """Write the documents and list them; 0, or the exit code of a failed write."""
+    from .render import save
+
+    try:
+        paths = save(documents)
+    except OSError as exc:
+        return _fail(f"--out: cannot write to {out} ({exc.strerror or exc})")
+    for path in paths:
+        print(path)
+    return 0
+
+
 def _explain(args: argparse.Namespace) -> int:
     from .explain import ExplainError, explain
-    from .render import DOCUMENT_FORMATS, save
+    from .render import DOCUMENT_FORMATS
     from .render.explanation import explanation_documents
 
     out = Path(args.out)
@@ -203,13 +212,9 @@ def _explain(args: argparse.Namespace) -> int:
             "this is a bug in chainrule, nothing was written",
             EXIT_CHECK_FAILED,
         )
-    documents = explanation_documents(explanation, out, args.name, args.format or DOCUMENT_FORMATS)
-    try:
-        paths = save(documents)
-    except OSError as exc:
-        return _fail(f"--out: cannot write to {args.out} ({exc.strerror or exc})")
-    for path in paths:
-        print(path)
+    written = _save(explanation_documents(explanation, out, args.name, args.format or DOCUMENT_FORMATS), args.out)
+    if written:
+        return written
     for d in explanation.gradient:
         value = f" = {d.value:.10g} at the point" if d.value is not None else ""
         print(f"d/d{d.wrt[0]}: {to_formula(d.result)}{value}")
