@@ -170,3 +170,25 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, args, words):
     for word in words:
         assert word in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "text, slope",
+    [("relu(x)", 1.0), ("step(x)*x", 1.0), ("heaviside(x) + x", 1.0), ("sign(x)*x", 1.0), ("max(x, 0)*min(x, 1)", 1.4)],
+)
+def test_kinked_functions_evaluate_away_from_their_kinks(text, slope):
+    e = explain(text, at={"x": 0.7}, order=2)
+    assert e.gradient[0].value == pytest.approx(slope, rel=1e-14)
+    assert e.gradient[0].check.passed and e.gradient[0].check.kink is None
+
+
+def test_relu_at_its_kink_follows_torch_and_reports_the_kink():
+    e = explain("relu(x)", at={"x": 0.0})
+    (d,) = e.gradient
+    assert d.value == 0.0  # step(0) = 0: relu'(0) = 0, as in PyTorch
+    assert d.check.kink == pytest.approx((0.0, 1.0))
+
+
+def test_a_second_derivative_through_a_jump_is_refused_there():
+    with pytest.raises(ExplainError, match="no finite value"):
+        explain("relu(x - 0.5)", at={"x": 0.5}, order=2)

@@ -155,6 +155,10 @@ def _evaluate(args: tuple[sp.Symbol, ...], exprs: list[sp.Expr], point: Mapping[
         values = [float(np.real_if_close(v)) for v in function(*[point[a] for a in args])]
     if not math.isfinite(values[0]):
         raise ExplainError("--at", "the formula has no finite real value at this point; choose a point in its domain")
+    if not all(math.isfinite(v) for v in values):
+        raise ExplainError(
+            "--at", "a derivative has no finite value at this point (a jump of step or sign, or a pole); choose another point"
+        )
     return values
 
 

@@ -46,7 +46,7 @@ from fractions import Fraction
 import sympy
 from sympy.printing.str import StrPrinter
 
-from .functions import sigmoid, softplus
+from .functions import relu, sigmoid, softplus
 
 MAX_LENGTH = 2000  #: characters of one formula
 MAX_DEPTH = 40  #: brackets open at once, checked before ast.parse
@@ -93,32 +93,6 @@ class FormulaError(ValueError):
 
 class _Refused(Exception):
     """A constant part that SymPy could not evaluate quickly, or at all."""
-
-
-class relu(sympy.Function):
-    """relu(u) = max(u, 0), whose derivative is step(u): relu'(0) = 0, as in PyTorch."""
-
-    nargs = 1
-
-    @classmethod
-    def eval(cls, u):
-        if u.is_nonpositive:
-            return sympy.S.Zero
-        if u.is_nonnegative:
-            return u
-        return None
-
-    def fdiff(self, argindex=1):
-        return sympy.Heaviside(self.args[0], 0)
-
-    def _eval_rewrite_as_Max(self, u, **kwargs):
-        return sympy.Max(u, 0)
-
-    def _eval_is_real(self):
-        return self.args[0].is_real
-
-    def _eval_is_nonnegative(self):
-        return self.args[0].is_real
 
 
 def check_name(name: str, what: str = "variable") -> str:

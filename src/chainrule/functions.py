@@ -1,4 +1,4 @@
-"""Named functions that SymPy lacks: σ, softplus, log-sum-exp, xlogy, xdivy and log cosh.
+"""Named functions that SymPy lacks: σ, softplus, relu, log-sum-exp, xlogy, xdivy and log cosh.
 
 Each is a SymPy ``Function`` with its derivative (``fdiff``), so ``sympy.diff`` and the
 rules in ``chainrule.rules`` agree on it, and a ``rewrite(exp)``/``rewrite(log)`` to the
@@ -96,6 +96,32 @@ class logsumexp(sp.Function):
 
     def _eval_is_real(self):
         return all(a.is_real for a in self.args) or None
+
+
+class relu(sp.Function):
+    """relu(u) = max(u, 0), whose derivative is step(u): relu'(0) = 0, as in PyTorch."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, u):
+        if u.is_nonpositive:
+            return sp.S.Zero
+        if u.is_nonnegative:
+            return u
+        return None
+
+    def fdiff(self, argindex=1):
+        return sp.Heaviside(self.args[0], 0)
+
+    def _eval_rewrite_as_Max(self, u, **kwargs):
+        return sp.Max(u, 0)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _eval_is_nonnegative(self):
+        return self.args[0].is_real
 
 
 class xlogy(sp.Function):

@@ -51,6 +51,16 @@ def _logcosh(x):
     return a + np.logaddexp(0.0, -2.0 * a) - np.log(2.0)
 
 
+def _relu(x):
+    return np.maximum(np.asarray(x, dtype=float), 0.0)
+
+
+def _dirac(x, order=0):
+    # δ(x) (and its derivatives) are 0 away from 0 and have no value at 0.
+    x = np.asarray(x, dtype=float)
+    return np.where(x == 0, np.nan, 0.0)
+
+
 _erf = np.vectorize(math.erf, otypes=[float])
 
 #: NumPy implementations for ``lambdify``: the named functions above, and erf (NumPy has none).
@@ -62,4 +72,6 @@ NUMPY = {
     "xdivy": _xdivy,
     "logcosh": _logcosh,
     "erf": _erf,
+    "relu": _relu,
+    "DiracDelta": _dirac,
 }
