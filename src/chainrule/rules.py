@@ -308,12 +308,12 @@ class LogSumExpRule(_MultivariateRule):
 
 @dataclass(frozen=True)
 class XlogyRule(_MultivariateRule):
-    """∂/∂a xlogy(a, b) = log b, ∂/∂b xlogy(a, b) = a/b"""
+    """∂/∂a xlogy(a, b) = log b, ∂/∂b xlogy(a, b) = a/b (taken as 0 where a = 0)"""
     title = "xlogy rule"
 
     def partial(self, i):
         a, b = self.expr.args
-        return sp.log(b) if i == 0 else a / b
+        return sp.log(b) if i == 0 else xdivy(a, b)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,15 @@ class NotationLatexPrinter(LatexPrinter):
         inner = f"\\sigma\\left({self._print(expr.args[0])}\\right)"
         return f"{inner}^{{{exp}}}" if exp is not None else inner
 
+    def _print_xdivy(self, expr, exp=None):
+        # x/y (0 where x = 0 is NumPy's business, not the reader's)
+        inner = self._print(sp.Mul(expr.args[0], sp.Pow(expr.args[1], -1, evaluate=False), evaluate=False))
+        return f"\\left({inner}\\right)^{{{exp}}}" if exp is not None else inner
+
+    def _print_xlogy(self, expr, exp=None):
+        inner = self._print(sp.Mul(expr.args[0], sp.log(expr.args[1]), evaluate=False))
+        return f"\\left({inner}\\right)^{{{exp}}}" if exp is not None else inner
+
     def _print_Heaviside(self, expr, exp=None):
         # SymPy writes θ(x). H(x) is ½ at 0; H(x, 0) is 0 there, relu's slope, written step(x).
         name = "\\operatorname{step}" if len(expr.args) == 2 and expr.args[1] == 0 else "H"
@@ -136,6 +145,12 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
     def _print_Heaviside(self, e):
         name = "step" if len(e.args) == 2 and e.args[1] == 0 else "H"
         return self._el("mrow", self._el("mi", text=name), self._paren_comma_separated(e.args[0]))
+
+    def _print_xdivy(self, e):
+        return self._print(sp.Mul(e.args[0], sp.Pow(e.args[1], -1, evaluate=False), evaluate=False))
+
+    def _print_xlogy(self, e):
+        return self._print(sp.Mul(e.args[0], sp.log(e.args[1]), evaluate=False))
 
     def _print_KroneckerDelta(self, e):
         # SymPy writes "kroneckerdelta(j, k)"; books write δⱼₖ.
