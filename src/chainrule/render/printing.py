@@ -162,7 +162,12 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
     def _print_Derivative(self, e):
         # SymPy writes d/dx with &dd; (U+2146), which common math fonts lack; books write d.
         element = super()._print_Derivative(e)
-        _replace_text(element, "&dd;", "d")
+        for mo in list(element.getElementsByTagName("mo")):
+            if mo.firstChild is not None and mo.firstChild.data == "&dd;":
+                # an upright d set as a letter, without the space an operator gets
+                d = self._el("mi", text="d")
+                d.setAttribute("mathvariant", "normal")
+                mo.parentNode.replaceChild(d, mo)
         # ...and d/dx a + b, where the LaTeX printer writes d/dx (a + b).
         if precedence(e.expr) < PRECEDENCE["Mul"] and element.childNodes:
             body = element.childNodes[-1]
@@ -191,12 +196,30 @@ def latex(expr, notation: Mapping = {}, **settings) -> str:
     return NotationLatexPrinter({"notation": notation, **settings}).doprint(expr)
 
 
-def _replace_text(element, old: str, new: str) -> None:
-    for child in element.childNodes:
-        if child.nodeType == child.TEXT_NODE and child.data == old:
-            child.data = new
-        elif child.nodeType == child.ELEMENT_NODE:
-            _replace_text(child, old, new)
+_TALL = ("mfrac", "munder", "mover", "munderover", "mtable")
+
+
+def _flat_parens(element) -> None:
+    # Chromium draws a stretchy ( with room around it even beside a single letter ("sin ( x )");
+    # parentheses around content no taller than a line need not stretch at all.
+    if element.nodeType != element.ELEMENT_NODE:
+        return
+    kids = [c for c in element.childNodes if c.nodeType == c.ELEMENT_NODE]
+    if (
+        element.tagName == "mrow"
+        and len(kids) >= 2
+        and kids[0].tagName == "mo"
+        and kids[-1].tagName == "mo"
+        and kids[0].firstChild is not None
+        and kids[0].firstChild.data == "("
+        and kids[-1].firstChild is not None
+        and kids[-1].firstChild.data == ")"
+        and not any(kid.tagName in _TALL or kid.getElementsByTagName(tag) for kid in kids for tag in _TALL)
+    ):
+        for paren in (kids[0], kids[-1]):
+            paren.setAttribute("stretchy", "false")
+    for kid in kids:
+        _flat_parens(kid)
 
 
 def _true_minus(element) -> None:
@@ -216,6 +239,7 @@ def mathml_printer(notation: Mapping, **settings) -> Callable[[Any], str]:
     def show(expr) -> str:
         element = printer._print(sp.Integer(expr) if isinstance(expr, int) else expr)
         _true_minus(element)
+        _flat_parens(element)
         return element.toxml()
 
     return show
