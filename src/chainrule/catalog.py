@@ -150,9 +150,8 @@ ACTIVATIONS: dict[str, Activation] = {
     entry.name: entry
     for entry in (
         Activation("identity", "identity", Z, sp.Integer(1)),
-        Activation(
-            "sigmoid", "logistic sigmoid", sigmoid(Z), A * (1 - A), sp.Function("sigma"), textbook=1 / (1 + sp.exp(-Z))
-        ),
+        # sigmoid(z) prints as σ(z) itself: no display name needed
+        Activation("sigmoid", "logistic sigmoid", sigmoid(Z), A * (1 - A), textbook=1 / (1 + sp.exp(-Z))),
         Activation("tanh", "hyperbolic tangent", sp.tanh(Z), 1 - A**2),
         Activation(
             "relu",
