@@ -160,6 +160,10 @@ def test_cli_at_a_point_with_a_name(tmp_path):
         (["x**2", "--name", "../evil"], ["--name"]),
         (["log(x)", "--at", "x=-1"], ["--at", "domain"]),
         (["9**9**9"], ["formula"]),
+        (["1/x", "--at", "x=0"], ["--at", "domain"]),
+        (["x**2", "--at", "x=1e309"], ["--at", "finite"]),
+        (["x", "--at", "x=1,x=2"], ["--at", "twice"]),
+        ([""], ["formula", "empty"]),
     ],
 )
 def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, args, words):

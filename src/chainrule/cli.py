@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as exc:
         return _fail(str(exc))
     except FormulaError as exc:
-        return _fail(f"formula: {exc}")
+        return _fail(str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted; nothing was written", 130)
 

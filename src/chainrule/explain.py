@@ -152,7 +152,9 @@ def _point(at: Mapping[str, float] | None, names: Sequence[str], symbols: Mappin
 def _evaluate(args: tuple[sp.Symbol, ...], exprs: list[sp.Expr], point: Mapping[sp.Symbol, float]) -> list[float]:
     function = lambdify_checked(args, exprs)
     with np.errstate(all="ignore"):
-        values = [float(np.real_if_close(v)) for v in function(*[point[a] for a in args])]
+        # NumPy scalars, not floats: 0.0**-1 is inf there, a ZeroDivisionError in Python.
+        results = function(*[np.float64(point[a]) for a in args])
+        values = [float(np.real_if_close(np.asarray(v, dtype=complex))) if np.iscomplexobj(v) else float(v) for v in results]
     if not math.isfinite(values[0]):
         raise ExplainError("--at", "the formula has no finite real value at this point; choose a point in its domain")
     if not all(math.isfinite(v) for v in values):
