@@ -345,3 +345,17 @@ def test_bad_spec_in_a_real_process(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "bad.toml" in result.stderr and "network.layers[0].activation" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("activation", ['"z**z"', '"sqrt(z)"', '"log(z)"'])
+def test_a_custom_formula_outside_its_domain_is_bad_input(tmp_path, activation):
+    """Complex or NaN values at the example (z**z at a negative z) are one line and exit 2, not a traceback."""
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'[network]\ninputs = 2\nlayers = [ {{ units = 2, activation = {activation} }} ]\nloss = "mse"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "chainrule", "derive", str(spec), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "domain" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -194,17 +194,25 @@ def worked_example(derivation: Derivation, point: Point | None = None, seed: int
     # on the results, not on the way there.
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         results = lambdify_graph(graph, exprs, backward)(*leaves.values())
-        values = {**leaves, **{s: float(v) for s, v in zip(nodes, results)}}
-        adjoints = {s: float(v) for s, v in zip(adjoint_symbols, results[len(nodes) :])}
+        values = {**leaves, **{s: _real(v) for s, v in zip(nodes, results)}}
+        adjoints = {s: _real(v) for s, v in zip(adjoint_symbols, results[len(nodes) :])}
         updated = {p: values[p] - point.learning_rate * adjoints[p] for p in graph.parameters}
         bad = [s for s, v in [*values.items(), *adjoints.items(), *updated.items()] if not np.isfinite(v)]
         if bad:
             raise NumericError(
-                f"the example's values make {bad[0]} overflow float64; use values of a size a worked example can show"
+                f"the example's values make {bad[0]} overflow float64 or leave the formulas' domain "
+                "(a log or square root of a negative number, a division by 0); use other values or another --seed"
             )
         loss = lambdify_graph(graph, [graph.loss])
         check = _check(graph, loss, leaves, values[graph.loss], adjoints)
     return WorkedExample(point, values[graph.loss], values, adjoints, updated, check)
+
+
+def _real(value) -> float:
+    """A result as a float; NaN where it is complex (z**z at a negative z), so the caller reports it."""
+    if np.iscomplexobj(value):
+        return float(value.real) if value.imag == 0 else float("nan")
+    return float(value)
 
 
 def _leaf_values(graph: Graph, point: Point) -> dict[sp.Symbol, float]:
