@@ -55,7 +55,7 @@ class Parameter:
     text: str
     #: Learned like a weight (prelu's α) rather than fixed by the spec.
     learnable: bool = False
-    #: The values allowed, as (low, high, what a reader is told).
+    #: The values a spec may give (a bound of 0 means strictly positive).
     low: float = float("-inf")
     high: float = float("inf")
 
@@ -288,8 +288,3 @@ REGULARIZERS: dict[str, Regularizer] = {
         Regularizer("l2", "L2 penalty (weight decay)", LAMBDA.symbol / 2 * W**2, (LAMBDA,)),
     )
 }
-
-
-def bind(expr: sp.Expr, parameters: Sequence[Parameter], symbols: Mapping[str, sp.Symbol]) -> sp.Expr:
-    """Replace an entry's parameter symbols by the symbols a graph gives them."""
-    return expr.xreplace({p.symbol: symbols[p.name] for p in parameters if p.name in symbols})
