@@ -177,11 +177,15 @@ def build_graph(net: Network) -> Graph:
         reg_params = _parameter_symbols(reg.parameters, net.regularizer_choice.values, "reg", None, notation, constants)
         term = reg.term.xreplace({p.symbol: reg_params[p.name] for p in reg.parameters})
         weights_all = [w for layer in layers for row in layer.weights for w in row]
-        penalty = sp.Add(*[term.xreplace({W: w}) for w in weights_all])
+        # The penalty is a node of its own, so the loss stays small: L = (data loss) + R, and
+        # ∂L/∂a never differentiates the penalty on every weight.
+        penalty = _symbol("R", Notation("R", "R"), notation)
+        total = sp.Add(*[term.xreplace({W: w}) for w in weights_all])
+        nodes.append(Node(penalty, total, tuple(weights_all) + tuple(reg_params.values()), total))
         loss_expr = loss_expr + penalty
         display = sp.Add(display, penalty, evaluate=False)
         numeric = None if numeric is None else numeric + penalty
-        parents = parents + tuple(weights_all) + tuple(reg_params.values())
+        parents = parents + (penalty,)
     nodes.append(Node(loss, loss_expr, parents, display, (), numeric))
     return Graph(inputs, targets, tuple(parameters), tuple(nodes), loss, tuple(layers), notation, adjoint_names, constants)
 

@@ -232,11 +232,18 @@ def forward_section(d: Derivation, ex: WorkedExample | None) -> Section:
         title = (f"Layer {layer.number}: {len(layer.z)} {layer.activation} unit{'s' if len(layer.z) > 1 else ''}",)
         blocks.append(Block(f"forward-{layer.number}", title, tuple(rows)))
     loss = d.graph.node(d.graph.loss)
+    in_layers = {s for layer in d.graph.layers for s in (*layer.z, *layer.a)}
+    # Nodes beside the layers and the loss (the penalty R) are defined just before L.
+    extra = [
+        Row((n.symbol,), (n.display,) + ((EQ, Number(ex.values[n.symbol])) if ex is not None else ()))
+        for n in d.graph.nodes
+        if n.symbol not in in_layers and n.symbol != d.graph.loss
+    ]
     rhs = (loss.display,) + ((EQ, Number(ex.loss)) if ex is not None else ())
     title = "Loss: " + d.network.loss_choice.label
     if d.network.regularizer_choice is not None:
         title += " + " + d.network.regularizer_choice.label
-    blocks.append(Block("forward-loss", (title,), (Row((d.graph.loss,), rhs),)))
+    blocks.append(Block("forward-loss", (title,), (*extra, Row((d.graph.loss,), rhs))))
     if d.graph.constants:
         rows = [Row((symbol,), (Number(value),)) for symbol, value in d.graph.constants.items()]
         blocks.insert(0, Block("constants", ("Constants of the spec",), tuple(rows)))
