@@ -196,3 +196,27 @@ def test_relu_at_its_kink_follows_torch_and_reports_the_kink():
 def test_a_second_derivative_through_a_jump_is_refused_there():
     with pytest.raises(ExplainError, match="no finite value"):
         explain("relu(x - 0.5)", at={"x": 0.5}, order=2)
+
+
+@pytest.mark.parametrize(
+    "text, x",
+    [("log(x)", 0.001), ("1/x", 0.001), ("sqrt(x)", 0.0005), ("asin(x)", 0.9995), ("x*abs(x)", 0.0), ("relu(x)^2", 0.0)],
+)
+def test_the_check_stays_in_the_domain_and_accepts_converging_quotients(text, x):
+    """Near the edge of a domain the step shrinks; where only f'' jumps, the quotients close in on f'."""
+    (d,) = explain(text, at={"x": x}).gradient
+    assert d.check.passed, d.check
+
+
+def test_the_check_still_catches_a_wrong_value():
+    from chainrule.explain import _check
+
+    f = x * sp.Abs(x)
+    for at, wrong in [(0.0, 1e-3), (0.5, 1.0 * (1 + 1e-4)), (0.001, 0.0021)]:
+        assert not _check(f, (x,), {x: at}, x, wrong).passed, (at, wrong)
+
+
+def test_a_derivative_the_language_cannot_write_is_refused_before_anything_is_written(tmp_path):
+    result = _run("abs(sqrt(x))", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -387,3 +387,24 @@ def test_every_worked_example_expression_is_in_the_leaves(default_net):
     composed = compose(graph)
     assert composed[graph.loss].free_symbols <= set(leaf_symbols(graph))
     assert set(leaf_symbols(graph)) == set(graph.inputs) | set(graph.targets) | set(graph.parameters)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        # elu at z = 0 exactly: f' is continuous there (α = 1), f'' jumps
+        Network(1, (Dense(1, "elu"),), "mse", example=Example(x=(1.0,), y=(0.5,), parameters={"W1": ((1.0,),), "b1": (-1.0,)})),
+        # huber with |ŷ - y| = Δ exactly
+        Network(
+            1,
+            (Dense(1, "identity"),),
+            {"name": "huber", "delta": 0.5},
+            example=Example(x=(1.0,), y=(0.0,), parameters={"W1": ((0.25,),), "b1": (0.25,)}),
+        ),
+    ],
+    ids=["elu-at-0", "huber-at-delta"],
+)
+def test_the_check_accepts_points_where_only_a_higher_derivative_jumps(spec):
+    example = worked_example(chainrule.derive(spec))
+    assert example.check.passed, example.check
+    _gradients_against_torch(spec, 0, check=False)

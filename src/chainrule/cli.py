@@ -212,12 +212,15 @@ def _explain(args: argparse.Namespace) -> int:
             "this is a bug in chainrule, nothing was written",
             EXIT_CHECK_FAILED,
         )
+    summary = [
+        f"d/d{d.wrt[0]}: {to_formula(d.result)}" + (f" = {d.value:.10g} at the point" if d.value is not None else "")
+        for d in explanation.gradient
+    ]
     written = _save(explanation_documents(explanation, out, args.name, args.format or DOCUMENT_FORMATS), args.out)
     if written:
         return written
-    for d in explanation.gradient:
-        value = f" = {d.value:.10g} at the point" if d.value is not None else ""
-        print(f"d/d{d.wrt[0]}: {to_formula(d.result)}{value}")
+    for line in summary:
+        print(line)
     return 0
 
 
