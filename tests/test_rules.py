@@ -36,6 +36,7 @@ from sympy import (
 
 from chainrule import rules
 from chainrule.functions import logsumexp, sigmoid, softplus, xlogy
+from chainrule.functions import relu as relu_fn
 from chainrule.rules import derivative, derivative_steps, walk
 
 x, y, w, b, z = sp.symbols("x y w b z", real=True)
@@ -46,6 +47,8 @@ hardtanh = Piecewise((-1, x < -1), (x, x <= 1), (1, True))
 huber = Piecewise((x**2 / 2, Abs(x) <= 1), (Abs(x) - half, True))
 
 CORPUS = [
+    # relu as a named function (the formula language's relu)
+    relu_fn(x), relu_fn(w * x + b), relu_fn(x) ** 2, x * relu_fn(x - 1),
     # polynomials
     x, x**2, 3 * x**2, x**3 - 2 * x + 1, 5 * x**4 + 3 * x**2 - 7, (x + 1) ** 2, (2 * x - 3) ** 5,
     x * y, x**2 * y + y**2 * x, w * x + b, (w * x + b) ** 2, x**10, -x, x - y,

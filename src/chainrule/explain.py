@@ -101,7 +101,7 @@ def explain(
         raise ExplainError("formula", "has no variables to differentiate by; write one, such as x**2")
     for name in wrt:
         if name not in symbols:
-            raise ExplainError("--wrt", f"{name!r} is not a variable of the formula; its variables are {', '.join(names)}")
+            raise ExplainError("--wrt", f"{_short(name)} is not a variable of the formula; its variables are {', '.join(names)}")
     chosen = tuple(symbols[name] for name in dict.fromkeys(wrt or names))
     if order not in (1, 2):
         raise ExplainError("--order", f"must be 1 (the gradient) or 2 (the Hessian), got {order}")
@@ -147,12 +147,17 @@ def explain(
     return Explanation(text, formula, args, chosen, tuple(first), tuple(second), point, value)
 
 
+def _short(name: str) -> str:
+    """A name from the command line, quoted and cut short: never echo a whole long argument."""
+    return ascii(name if len(name) <= 24 else name[:24] + "...")
+
+
 def _point(at: Mapping[str, float] | None, names: Sequence[str], symbols: Mapping[str, sp.Symbol]) -> dict:
     if not at:
         return {}
     for name, value in at.items():
         if name not in symbols:
-            raise ExplainError("--at", f"{name!r} is not a variable of the formula; its variables are {', '.join(names)}")
+            raise ExplainError("--at", f"{_short(name)} is not a variable of the formula; its variables are {', '.join(names)}")
         if not math.isfinite(value):
             raise ExplainError("--at", f"{name} must be a finite number, got {value!r}")
     missing = [name for name in names if name not in at]

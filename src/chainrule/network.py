@@ -375,7 +375,8 @@ def _choose(value: Any, where: str, kind: str) -> Choice:
         if keys == ["formula"]:
             return _custom(value, where, kind, options)
     if not isinstance(value, str):
-        raise SpecError(where, f"must be the name of a {kind} ({names}){formula_hint}; got {_kind(value)}")
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise SpecError(where, f"must be the name of {article} {kind} ({names}){formula_hint}; got {_kind(value)}")
     if value in table:
         return _named(table[value], where, options)
     if not variables or (value.isidentifier() and value not in variables):

@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import sympy as sp
 
-from .functions import logsumexp, sigmoid, softplus, xdivy, xlogy
+from .functions import logsumexp, relu, sigmoid, softplus, xdivy, xlogy
 
 #: Simplification is only attempted up to this size (``count_ops``); beyond it SymPy is slow.
 SIMPLIFY_LIMIT = 40
@@ -191,6 +191,7 @@ DERIVATIVES = {
     sp.erf: lambda u: 2 * sp.exp(-(u**2)) / sp.sqrt(sp.pi),
     sigmoid: lambda u: sigmoid(u) * (1 - sigmoid(u)),
     softplus: sigmoid,
+    relu: lambda u: sp.Heaviside(u, 0),
 }
 
 
@@ -263,6 +264,12 @@ class SigmoidRule(_FunctionRule):
 class SoftplusRule(_FunctionRule):
     """d/dx softplus(x) = σ(x)"""
     title = "softplus rule"
+
+
+@dataclass(frozen=True)
+class ReluRule(_FunctionRule):
+    """d/dx relu(x) = step(x): 1 for x > 0, 0 for x ≤ 0 (relu′(0) = 0, as in PyTorch)"""
+    title = "relu rule"
 
 
 @dataclass(frozen=True)
@@ -605,6 +612,7 @@ BUILDERS = {
     sp.erf: _unary(ErfRule),
     sigmoid: _unary(SigmoidRule),
     softplus: _unary(SoftplusRule),
+    relu: _unary(ReluRule),
     sp.Max: _multivariate(MaxMinRule),
     sp.Min: _multivariate(MaxMinRule),
     logsumexp: _multivariate(LogSumExpRule),
