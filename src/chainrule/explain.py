@@ -15,6 +15,7 @@ x**2*cos(x) + 2*x*sin(x)
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -207,13 +208,13 @@ def _check(f: sp.Expr, args, point, v: sp.Symbol, derived: float) -> Check:
     errors = [abs(e - derived) / max(abs(e), abs(derived), floor) for _, e, *_ in estimates]
     best = min(range(len(errors)), key=errors.__getitem__)
     # one-sided slopes from the smallest step: a kink near the point but not at it leaves them equal
-    h, estimate, f0, m2, m1, p1, p2 = estimates[-1]
+    h, _, f0, m2, m1, p1, p2 = estimates[-1]
     left, right = (3 * f0 - 4 * m1 + m2) / (2 * h), (-3 * f0 + 4 * p1 - p2) / (2 * h)
     kink = None
     # One-sided slopes of a smooth function agree to O(h²); a kink makes them differ by O(1).
     if abs(left - right) > 1e-3 * max(abs(left), abs(right), 1e-9):
         kink = (float(left), float(right))
     gaps = [abs(e - derived) for _, e, *_ in estimates]
-    converging = len(gaps) > 1 and all(b <= 0.2 * a + 1e-15 for a, b in zip(gaps, gaps[1:])) and gaps[-1] <= 1e-3
+    converging = len(gaps) > 1 and all(b <= 0.2 * a + 1e-15 for a, b in itertools.pairwise(gaps)) and gaps[-1] <= 1e-3
     error = errors[best] if not converging else min(errors[best], TOLERANCE)
     return Check(float(estimates[best][1]), float(error), kink)
