@@ -25,12 +25,12 @@ if TYPE_CHECKING:
     from ..numeric import WorkedExample
 
 
-def _context(derivation: Derivation, example: WorkedExample | None, fragment: bool = False) -> dict:
+def _context(derivation: Derivation, example: WorkedExample | None, fragment: bool = False, outline=None) -> dict:
     net = derivation.network
     return {
         "title": net.title or "A backpropagation derivation",
         "version": __version__,
-        "sections": sections(derivation, example),
+        "sections": outline if outline is not None else sections(derivation, example),
         "d": derivation,
         "g": derivation.graph,
         "net": derivation.network,
@@ -41,9 +41,9 @@ def _context(derivation: Derivation, example: WorkedExample | None, fragment: bo
 
 
 def _template(make, name: str, fragment: bool = False) -> Callable[[Derivation, WorkedExample | None], str]:
-    def render(derivation: Derivation, example: WorkedExample | None) -> str:
+    def render(derivation: Derivation, example: WorkedExample | None, outline=None) -> str:
         env = make(derivation.notation)
-        return env.get_template(name).render(_context(derivation, example, fragment))
+        return env.get_template(name).render(_context(derivation, example, fragment, outline))
 
     return render
 
@@ -54,7 +54,8 @@ class Format:
 
     name: str
     suffix: str
-    render: Callable[[Derivation, WorkedExample | None], str]
+    #: (derivation, example, outline) -> text; ``outline`` is the shared ``sections`` or None.
+    render: Callable[..., str]
 
 
 FORMATS: dict[str, Format] = {
@@ -63,7 +64,7 @@ FORMATS: dict[str, Format] = {
         Format("html", ".html", _template(html_environment, "derivation.html")),
         Format("tex", ".tex", _template(latex_environment, "derivation.tex")),
         Format("md", ".md", _template(markdown_environment, "derivation.md")),
-        Format("json", ".json", json_document),
+        Format("json", ".json", lambda derivation, example, outline=None: json_document(derivation, example)),
         # For Jupyter: no document preamble, styles scoped to the fragment.
         Format("html-fragment", ".html", _template(html_environment, "derivation.html", fragment=True)),
         Format("latex-fragment", ".tex", _template(latex_environment, "fragment.tex", fragment=True)),
@@ -88,7 +89,9 @@ def render_documents(
     formats: Iterable[str] = DOCUMENT_FORMATS,
 ) -> dict[Path, str]:
     """Every requested document as text, keyed by the path it belongs at; nothing is written."""
-    return {Path(out_dir) / f"{stem}{FORMATS[f].suffix}": render(derivation, f, example) for f in formats}
+    # One outline for every format: its rule trees take as long to build as a document to print.
+    outline = sections(derivation, example)
+    return {Path(out_dir) / f"{stem}{FORMATS[f].suffix}": FORMATS[f].render(derivation, example, outline) for f in formats}
 
 
 def save(documents: Mapping[Path, str]) -> list[Path]:
