@@ -133,17 +133,20 @@ def explain(
     args = tuple(symbols.values())
     flat = [formula, *[g.result for g in gradient], *[h.result for row in hessian for h in row]]
     numbers = _evaluate(args, flat, point)
+    # One NumPy function per differentiated expression, shared by the checks of every variable.
+    f_numeric = lambdify_checked(args, [formula])
     value, rest = numbers[0], numbers[1:]
     first = [
-        Derivative((v,), g, rest[i], _check(formula, args, point, v, rest[i])) for i, (v, g) in enumerate(zip(chosen, gradient))
+        Derivative((v,), g, rest[i], _check(f_numeric, args, point, v, rest[i])) for i, (v, g) in enumerate(zip(chosen, gradient))
     ]
     second = []
     n = len(chosen)
     for i, (u, row) in enumerate(zip(chosen, hessian)):
+        g_numeric = lambdify_checked(args, [gradient[i].result])
         entries = []
         for j, (v, h) in enumerate(zip(chosen, row)):
             entry_value = rest[n + i * n + j]
-            entries.append(Derivative((u, v), h, entry_value, _check(gradient[i].result, args, point, v, entry_value)))
+            entries.append(Derivative((u, v), h, entry_value, _check(g_numeric, args, point, v, entry_value)))
         second.append(tuple(entries))
     return Explanation(text, formula, args, chosen, tuple(first), tuple(second), point, value)
 
@@ -182,15 +185,14 @@ def _evaluate(args: tuple[sp.Symbol, ...], exprs: list[sp.Expr], point: Mapping[
     return values
 
 
-def _check(f: sp.Expr, args, point, v: sp.Symbol, derived: float) -> Check:
-    """Fourth-order central differences of ``f`` in ``v``; one-sided slopes tell a kink apart.
+def _check(function, args, point, v: sp.Symbol, derived: float) -> Check:
+    """Fourth-order central differences of ``function`` (lambdified, one result) in ``v``; one-sided slopes tell a kink apart.
 
     The step shrinks until the stencil stays inside the formula's domain (log near 0). A
     derivative is accepted when a difference quotient agrees to ``TOLERANCE``, or when the
     quotients close in on it as the step shrinks, which is what they do where only a higher
     derivative jumps (x·|x| at 0).
     """
-    function = lambdify_checked(args, [f])
     scale = max(1.0, abs(point[v]))
     estimates = []
     for h in (1e-3 * scale, 1e-4 * scale, 1e-5 * scale):

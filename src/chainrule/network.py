@@ -407,7 +407,7 @@ def _custom(text: Any, where: str, kind: str, options: Mapping[str, Any]) -> Cho
     reduction = "sum"
     constants: dict[str, float] = {}
     for key, value in options.items():
-        if key in ("formula",):
+        if key == "formula":
             continue
         if key == "reduction" and kind == "loss":
             if value not in ("sum", "mean"):

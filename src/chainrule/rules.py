@@ -417,11 +417,17 @@ def walk(rule: Rule) -> Iterator[Rule]:
     ['constant multiple rule', 'power rule']
     """
     yield rule
+    for child in children(rule):
+        yield from walk(child)
+
+
+def children(rule: Rule) -> list[Rule]:
+    """The substeps a rule uses, in the order of its fields (outer before inner for a chain)."""
+    found = []
     for f in dataclasses.fields(rule):
         value = getattr(rule, f.name)
-        for child in value if isinstance(value, tuple) else (value,):
-            if isinstance(child, Rule):
-                yield from walk(child)
+        found.extend(c for c in (value if isinstance(value, tuple) else (value,)) if isinstance(c, Rule))
+    return found
 
 
 def _build(expr, variable, taken) -> Rule:

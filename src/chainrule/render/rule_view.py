@@ -10,12 +10,11 @@ rule tree.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import sympy as sp
 
-from ..rules import Rule
+from ..rules import Rule, children
 
 
 @dataclass(frozen=True)
@@ -35,14 +34,6 @@ class Step:
 
 def derivative_of(rule: Rule) -> sp.Expr:
     return sp.Derivative(rule.expr, rule.variable, evaluate=False)
-
-
-def _children(rule: Rule) -> list[Rule]:
-    children = []
-    for f in dataclasses.fields(rule):
-        value = getattr(rule, f.name)
-        children.extend(c for c in (value if isinstance(value, tuple) else (value,)) if isinstance(c, Rule))
-    return children
 
 
 def _given_ChainRule(rule) -> tuple:
@@ -67,7 +58,7 @@ def step_view(rule: Rule) -> Step:
         derivative_of(rule),
         rule.result,
         given(rule) if given is not None else (),
-        tuple(step_view(child) for child in _children(rule)),
+        tuple(step_view(child) for child in children(rule)),
     )
 
 
