@@ -198,22 +198,28 @@ def test_spirals_can_be_told_apart() -> None:
 @pytest.mark.parametrize("name", SPLIT_NAMES)
 def test_standardized_with_the_training_part(name: str) -> None:
     data = load_dataset(name, outputs=classes(name))
-    varying = data.X_train.std(axis=0) > 0
-    assert np.allclose(data.X_train.mean(axis=0), 0, rtol=0, atol=1e-12)
-    assert np.allclose(data.X_train.std(axis=0)[varying], 1, rtol=0, atol=1e-12)
-    assert np.all(data.scale[~varying] == 1)
+    if DATASETS[name].shared_scale:
+        # One mean and one deviation for all features: the whole training block is standardized.
+        assert abs(data.X_train.mean()) < 1e-12 and abs(data.X_train.std() - 1) < 1e-12
+        assert np.all(data.mean == data.mean[0]) and np.all(data.scale == data.scale[0])
+    else:
+        varying = data.X_train.std(axis=0) > 0
+        assert np.allclose(data.X_train.mean(axis=0), 0, rtol=0, atol=1e-12)
+        assert np.allclose(data.X_train.std(axis=0)[varying], 1, rtol=0, atol=1e-12)
+        assert np.all(data.scale[~varying] == 1)
     # The other parts use the training statistics, not their own.
     assert not np.allclose(data.X_val.mean(axis=0), 0, rtol=0, atol=1e-6)
     raw_train = data.X_train * data.scale + data.mean
-    assert np.allclose(raw_train.mean(axis=0), data.mean, rtol=1e-12, atol=1e-12)
+    assert np.allclose((raw_train - data.mean) / data.scale, data.X_train, rtol=0, atol=1e-12)
 
 
-def test_digits_keeps_constant_pixels_finite() -> None:
+def test_digits_share_one_scale() -> None:
     data = load_dataset("digits", outputs=10)
-    # Pixel 0 is blank in every image: its scale is 1 and it stays 0 everywhere.
-    assert data.mean[0] == 0 and data.scale[0] == 1
-    assert not np.any(data.X_train[:, 0]) and not np.any(data.X_test[:, 0])
-    assert 0 < np.count_nonzero(data.scale == 1) < 64
+    raw = data.X_train * data.scale + data.mean
+    # Pixels are 0..16 ink levels; every pixel is mapped by the same (x - mean) / scale.
+    assert np.allclose(raw, np.round(raw), atol=1e-9) and raw.min() == 0 and raw.max() == 16
+    assert data.scale[0] == pytest.approx(raw.std(), rel=1e-12)
+    assert np.isfinite(data.X_test).all()
 
 
 # --- targets --------------------------------------------------------------------------------

@@ -112,7 +112,51 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--name", type=_stem, default="explain", metavar="STEM", help="file name without suffix (default: explain)"
     )
+    train = commands.add_parser(
+        "train",
+        help="train a network on a data set with the derived gradients and write a report",
+        description="Compile the network to vectorized NumPy from its layer-level rules, train it on a data set "
+        "that ships with the package or is generated (xor, moons, spirals, iris, breast_cancer, digits), and write "
+        "a report (HTML with curves, JSON with the history). Options override the spec's [training] table.",
+        epilog="Ctrl-C stops training and still writes the report. Exit codes: 0 trained; 1 training stopped on a "
+        "NaN or inf (the report says where); 2 bad input (nothing written).",
+    )
+    train.add_argument("spec", metavar="SPEC", help="a TOML network spec, e.g. examples/digits.toml")
+    train.add_argument("--data", metavar="NAME", help="xor, moons, spirals, iris, breast_cancer or digits")
+    train.add_argument("--optimizer", metavar="NAME", help="gd, sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw")
+    train.add_argument("--lr", type=_float, metavar="F", help="learning rate")
+    train.add_argument("--epochs", type=_seed, metavar="N", help="passes over the training set")
+    train.add_argument("--batch-size", type=_batch, metavar="N", help='examples per step, or "full"')
+    train.add_argument("--seed", type=_seed, metavar="N", help="seed of the split, the initial weights and the batches")
+    train.add_argument("--init", metavar="NAME", help="normal, uniform, glorot_uniform, glorot_normal, he_uniform, he_normal")
+    train.add_argument("--schedule", metavar="NAME", help="learning-rate schedule: constant, step or cosine")
+    train.add_argument("--clip-value", type=_float, metavar="F", help="clip every gradient entry to [-F, F]")
+    train.add_argument("--clip-norm", type=_float, metavar="F", help="scale the gradients down to a global norm of at most F")
+    train.add_argument("--format", type=_report_formats, default=("html", "json"), metavar="LIST", help="html, json (default: both)")
+    train.add_argument("--out", default="output", metavar="DIR", help="folder to write to (default: ./output)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text[:20]!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text[:20]!r}")
+    return value
+
+
+def _batch(text: str) -> int | str:
+    return "full" if text.strip() == "full" else _seed(text)
+
+
+def _report_formats(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not names or any(n not in ("html", "json") for n in names):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of html, json; got {text[:20]!r}")
+    return names
 
 
 def _point(text: str) -> dict[str, float]:
@@ -224,6 +268,58 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .datasets import DataError, load_dataset
+    from .model import compile
+    from .network import load
+    from .optim import NOTATION, OPTIMIZERS, SCHEDULES, worked_step
+    from .progress import Progress
+    from .render.training import training_documents
+    from .train import fit, settings
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return _fail(f"--out: {args.out} is a file; give a folder")
+    network = load(args.spec)
+    overrides = {
+        "data": args.data, "optimizer": args.optimizer, "learning_rate": args.lr, "epochs": args.epochs,
+        "batch_size": args.batch_size, "seed": args.seed, "init": args.init, "schedule": args.schedule,
+        "clip_value": args.clip_value, "clip_norm": args.clip_norm,
+    }
+    try:
+        run = settings(network.training, overrides)
+        data = load_dataset(run.data, outputs=network.outputs, targets=network.loss_choice.entry.targets, seed=run.seed)
+    except SpecError as exc:
+        raise exc.located(args.spec) from None
+    except DataError as exc:
+        return _fail(f"{args.spec}: {exc}")
+    if data.features != network.inputs:
+        return _fail(
+            f"{args.spec}: network.inputs: {run.data} has {data.features} features; the network has "
+            f"{network.inputs} inputs; set inputs = {data.features}"
+        )
+    model = compile(network)
+    progress = Progress(run.epochs, enabled=not args.quiet)
+    result = fit(model, data, run, progress.step, progress.epoch, title=network.title or Path(args.spec).stem)
+    progress.close()
+    optimizer, schedule = OPTIMIZERS[run.optimizer], SCHEDULES[run.schedule]
+    update = None
+    if result.first_step is not None:
+        theta, gradient = result.first_step
+        update = worked_step(optimizer, theta, gradient, run.learning_rate, run.hyperparameters)
+    stem = (re.sub(r"[^A-Za-z0-9_.-]", "_", Path(args.spec).stem) or "spec") + "-training"
+    documents = training_documents(result, out, stem, args.format, update, optimizer, schedule, NOTATION)
+    written = _save(documents, args.out)
+    if written:
+        return written
+    if result.stopped:
+        print(f"chainrule: training stopped: {result.stopped}", file=sys.stderr)
+    if result.test_loss is not None:
+        accuracy = "" if result.test_accuracy is None else f", test accuracy {result.test_accuracy:.2%}"
+        print(f"test loss {result.test_loss:.4g}{accuracy} after {len(result.history)} epochs")
+    return EXIT_CHECK_FAILED if result.stopped and not result.stopped.startswith("interrupted") else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -231,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
-        return _explain(args) if args.command == "explain" else _derive(args)
+        return {"explain": _explain, "train": _train, "derive": _derive}[args.command](args)
     except SpecError as exc:
         return _fail(str(exc))
     except FormulaError as exc:

@@ -173,7 +173,7 @@ def layer_rules(network: Network) -> LayerRules:
     # Division by n (not multiplication by 1/n) keeps the code exact when proof.py runs it on symbols.
     scale = f"/ (n * {k})" if loss_entry.reduction == "mean" else "/ n"
     factor = 1 / (N * k) if loss_entry.reduction == "mean" else 1 / N
-    out_l, out = last, f"A{last}"
+    out = f"A{last}"
     term = loss_entry.term.xreplace(loss_bound)
     L = sp.Symbol("L")
     ell = matrix("ell", N, k, Notation("\\ell", "ℓ", None, arg=Notation(f"A^{{({last})}}, Y", f"A⁽{_sup(last)}⁾, Y")))

@@ -19,10 +19,9 @@ between NumPy calls, which is why it runs as fast as backprop written by hand;
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-
-import builtins
 
 import numpy as np
 import sympy as sp
@@ -152,7 +151,7 @@ class Model:
         return params
 
 
-def compile(network: Network) -> Model:  # noqa: A001 - the public name the API promises
+def compile(network: Network) -> Model:
     """Generate vectorized NumPy code for ``network`` over batches of any size."""
     rules = layer_rules(network)
     text = source(rules)

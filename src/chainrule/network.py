@@ -111,6 +111,8 @@ class Network:
     example: Example | None = None
     #: "l1", "l2", or {"name": "l2", "coefficient": 0.01}; weights only, never biases.
     regularizer: str | Mapping[str, Any] | None = None
+    #: Defaults for ``chainrule train`` from the spec's [training] table (checked by ``train.settings``).
+    training: Mapping[str, Any] | None = field(default=None, compare=False)
     #: The catalog entries the spec names, resolved once by ``validate``.
     activations: tuple[Choice, ...] = field(init=False, repr=False, compare=False)
     loss_choice: Choice = field(init=False, repr=False, compare=False)
@@ -205,7 +207,7 @@ def loads(text: str, source: str = "<string>") -> Network:
 
 def from_dict(data: Mapping[str, Any]) -> Network:
     """Build a network from parsed TOML (or any equal dict), checking every field."""
-    _known(data, "", {"title", "network", "example"})
+    _known(data, "", {"title", "network", "example", "training"})
     title = data.get("title")
     if title is not None and not isinstance(title, str):
         raise SpecError("title", f"must be a string, got {_kind(title)}")
@@ -234,7 +236,8 @@ def from_dict(data: Mapping[str, Any]) -> Network:
     example = None
     if "example" in data:
         example = _example(_table(data, "example"), inputs, layers, choices)
-    return Network(inputs, tuple(layers), loss, title, example, regularizer)
+    training = _table(data, "training") if "training" in data else None
+    return Network(inputs, tuple(layers), loss, title, example, regularizer, training)
 
 
 def validate(net: Network) -> tuple[tuple[Choice, ...], Choice, Choice | None]:

@@ -1,14 +1,26 @@
-"""Training loops over real data with the compiled gradients: history, metrics, clean stops.
+"""Training over real data with the compiled gradients: settings, the loop, history, clean stops.
 
-(The loop itself lands with issue 4; the records below are the contract the report reads.)
+``fit`` runs mini-batch training with any optimizer of ``optim.OPTIMIZERS``, records each
+epoch (losses, accuracies, the rate, per-layer gradient norms), and stops cleanly on
+Ctrl-C or on a NaN, saying where it happened and what is the likely cause. The result is
+plain data; ``render/training.py`` writes the report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
+
+from .datasets import DATASETS, Dataset, accuracy
+from .model import INIT_SCHEMES, Model
+from .network import SpecError
+from .optim import OPTIMIZERS, SCHEDULES, clip_by_norm, clip_by_value, resolve
 
 
 @dataclass(frozen=True)
@@ -64,3 +76,234 @@ class TrainingResult:
     val_size: int = 0
     test_size: int = 0
     classes: tuple[str, ...] = ()
+    #: θ and its gradient for the first entry of W1 at step 1: the report's worked update.
+    first_step: tuple[float, float] | None = None
+
+
+#: What a run uses when neither the command line nor the spec's [training] table says.
+DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        "optimizer": "adam",
+        "learning_rate": 0.01,
+        "epochs": 30,
+        "batch_size": 32,
+        "seed": 0,
+        "init": "glorot_uniform",
+        "schedule": "constant",
+        "clip_value": None,
+        "clip_norm": None,
+    }
+)
+MAX_EPOCHS = 100_000
+_KEYS = {"data", "hyperparameters", *DEFAULTS}
+
+
+def settings(table: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """The run's settings: ``overrides`` (the command line), else the spec's [training] table, else DEFAULTS.
+
+    Every value is checked; a wrong one raises ``SpecError("training.<key>", ...)``.
+
+    >>> settings({"data": "xor", "epochs": 5}, {"optimizer": "sgd"}).optimizer
+    'sgd'
+    >>> settings({"data": "xor", "epochs": 0})
+    Traceback (most recent call last):
+    ...
+    chainrule.network.SpecError: <network>: training.epochs: must be a whole number from 1 to 100000, got 0
+    """
+    table = dict(table or {})
+    unknown = sorted(set(table) - _KEYS)
+    if unknown:
+        raise SpecError(f"training.{unknown[0]}", f"unknown key; known keys are {', '.join(sorted(_KEYS))}")
+    merged = {**DEFAULTS, **table, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    data = merged.get("data")
+    if data is None:
+        raise SpecError("training.data", f"no data set given; use --data NAME or data = \"…\" in [training] ({', '.join(DATASETS)})")
+    if data not in DATASETS:
+        raise SpecError("training.data", f"unknown data set {_show(data)}; use one of {', '.join(DATASETS)}")
+    for key, table_ in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("init", INIT_SCHEMES)):
+        if merged[key] not in table_:
+            raise SpecError(f"training.{key}", f"unknown {key} {_show(merged[key])}; use one of {', '.join(table_)}")
+    rate = _positive(merged["learning_rate"], "learning_rate")
+    epochs = _whole(merged["epochs"], "epochs", 1, MAX_EPOCHS)
+    batch = merged["batch_size"]
+    batch = None if batch == "full" else _whole(batch, "batch_size", 1, 10**7)
+    seed = _whole(merged["seed"], "seed", 0, 2**32 - 1)
+    clip_value = None if merged["clip_value"] is None else _positive(merged["clip_value"], "clip_value")
+    clip_norm = None if merged["clip_norm"] is None else _positive(merged["clip_norm"], "clip_norm")
+    hyper = merged.get("hyperparameters") or {}
+    if not isinstance(hyper, Mapping):
+        raise SpecError("training.hyperparameters", "must be a table such as { beta1 = 0.9, step_size = 10 }")
+    optimizer, schedule = OPTIMIZERS[merged["optimizer"]], SCHEDULES[merged["schedule"]]
+    known = {p.name: p for p in (*optimizer.hyperparameters, *schedule.parameters)}
+    values = {}
+    for name, value in hyper.items():
+        if name not in known:
+            raise SpecError(
+                f"training.hyperparameters.{_show(name)}",
+                f"not a hyperparameter of {optimizer.name} or the {schedule.name} schedule; "
+                f"use {', '.join(known) or 'none'}",
+            )
+        values[name] = _number(value, f"hyperparameters.{name}")
+    try:
+        resolved = {**resolve(optimizer.hyperparameters, values), **resolve(schedule.parameters, values)}
+    except ValueError as exc:
+        raise SpecError("training.hyperparameters", str(exc)) from None
+    return Settings(data, optimizer.name, rate, epochs, batch, seed, merged["init"], schedule.name, resolved,
+                    clip_value, clip_norm)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SpecError(f"training.{key}", f"must be a finite number, got {_show(value)}")
+    return float(value)
+
+
+def _positive(value: Any, key: str) -> float:
+    number = _number(value, key)
+    if number <= 0:
+        raise SpecError(f"training.{key}", f"must be greater than 0, got {_show(value)}")
+    return number
+
+
+def _whole(value: Any, key: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise SpecError(f"training.{key}", f"must be a whole number from {low} to {high}, got {_show(value)}")
+    return value
+
+
+def batches(n: int, size: int | None, rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch's batches: the rows shuffled, cut into ``size`` (the last one may be smaller).
+
+    >>> [b.tolist() for b in batches(5, 2, np.random.default_rng(0))]
+    [[2, 4], [3, 0], [1]]
+    """
+    if size is None or size >= n:
+        return [np.arange(n)]
+    order = rng.permutation(n)
+    return [order[i : i + size] for i in range(0, n, size)]
+
+
+class _Diverged(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _layer_of(name: str) -> int:
+    return int("".join(ch for ch in name if ch.isdigit()))
+
+
+def _layer_norms(grads: Mapping[str, np.ndarray], layers: int) -> np.ndarray:
+    squares = np.zeros(layers)
+    for name, g in grads.items():
+        squares[_layer_of(name) - 1] += float(np.vdot(g, g))
+    return np.sqrt(squares)
+
+
+def _diverged(epoch: int, step: int, what: str, grads, layers: int, recent: list[float], rate: float) -> _Diverged:
+    norms = _layer_norms({k: np.nan_to_num(v, nan=np.inf) for k, v in grads.items()}, layers)
+    bad = [l + 1 for l in range(layers) if not np.isfinite(norms[l])]
+    layer = bad[-1] if bad else int(np.argmax(norms)) + 1
+    growth = ""
+    if len(recent) >= 2 and recent[0] > 0:
+        growth = f"; the gradient norm went from {recent[0]:.3g} to {recent[-1]:.3g} over the last {len(recent)} steps"
+    exploding = len(recent) >= 2 and recent[-1] > 100 * max(recent[0], 1e-12)
+    cause = (
+        "the gradients are exploding: clip them (--clip-norm 1) or lower the learning rate"
+        if exploding
+        else f"the learning rate ({rate:g}) is probably too high: try a tenth of it"
+    )
+    return _Diverged(f"{what} became NaN or infinite in epoch {epoch}, step {step}, in layer {layer}{growth}; {cause}")
+
+
+def fit(
+    model: Model,
+    data: Dataset,
+    run: Settings,
+    on_step: Callable[[int, int, int, float], None] | None = None,
+    on_epoch: Callable[[Epoch], None] | None = None,
+    title: str = "",
+) -> TrainingResult:
+    """Train ``model`` on ``data`` as ``run`` says; stop cleanly on Ctrl-C or a NaN, and report.
+
+    ``on_step(epoch, step_in_epoch, steps_in_epoch, loss)`` and ``on_epoch(Epoch)`` let a
+    caller draw progress.
+
+    >>> from chainrule.model import compile
+    >>> from chainrule.network import Network, Dense
+    >>> from chainrule.datasets import load_dataset
+    >>> net = Network(2, (Dense(2, "sigmoid"), Dense(1, "sigmoid")), "mse")
+    >>> run = settings({"data": "xor", "optimizer": "sgd", "learning_rate": 2.0, "epochs": 3, "batch_size": "full"})
+    >>> result = fit(compile(net), load_dataset("xor", outputs=1, targets="unit"), run)
+    >>> [e.steps for e in result.history], result.stopped
+    ([1, 2, 3], None)
+    """
+    optimizer, schedule = OPTIMIZERS[run.optimizer], SCHEDULES[run.schedule]
+    params = model.init_params(seed=run.seed, scheme=run.init)
+    state = optimizer.init_state(params)
+    rng = np.random.default_rng((run.seed, 2))  # its own stream: batches do not move when init draws more
+    X, Y = data.X_train, data.Y_train
+    size = None if optimizer.full_batch else run.batch_size
+    layers = len(model.network.layers)
+    history: list[Epoch] = []
+    stopped, t, first = None, 0, None
+    recent: list[float] = []
+    epoch = 0
+    try:
+        for epoch in range(1, run.epochs + 1):
+            started = time.perf_counter()
+            rate = schedule.rate(run.learning_rate, epoch - 1, run.epochs, run.hyperparameters)
+            parts = batches(len(X), size, rng)
+            norms = np.zeros(layers)
+            for i, rows in enumerate(parts, start=1):
+                loss, grads = model.loss_and_grad(params, X[rows], Y[rows])
+                step_norms = _layer_norms(grads, layers)
+                if not (math.isfinite(loss) and np.isfinite(step_norms).all()):
+                    raise _diverged(epoch, t + 1, "the loss" if not math.isfinite(loss) else "the gradient",
+                                    grads, layers, recent, rate)
+                norms += step_norms
+                recent = [*recent[-9:], float(np.sqrt((step_norms**2).sum()))]
+                if run.clip_value is not None:
+                    grads = clip_by_value(grads, run.clip_value)
+                if run.clip_norm is not None:
+                    grads, _ = clip_by_norm(grads, run.clip_norm)
+                if first is None:
+                    first = (float(np.ravel(params["W1"])[0]), float(np.ravel(grads["W1"])[0]))
+                t += 1
+                params, state = optimizer.step(params, grads, state, rate, t, run.hyperparameters)
+                if on_step is not None:
+                    on_step(epoch, i, len(parts), loss)
+            finished = _evaluate(model, params, data, "train") + _evaluate(model, params, data, "val")
+            if not all(v is None or math.isfinite(v) for v in finished):
+                raise _diverged(epoch, t, "the parameters", params, layers, recent, rate)
+            record = Epoch(epoch, *finished, rate, {f"layer {l + 1}": float(norms[l] / len(parts)) for l in range(layers)},
+                          t, time.perf_counter() - started)
+            history.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+    except KeyboardInterrupt:
+        stopped = f"interrupted (Ctrl-C) in epoch {epoch}; the report covers the {len(history)} epochs that finished"
+    except _Diverged as exc:
+        stopped = exc.message
+    test_loss, test_accuracy = _evaluate(model, params, data, "test")
+    if test_loss is not None and not math.isfinite(test_loss):
+        test_loss, test_accuracy = None, None
+    return TrainingResult(
+        title, run, tuple(history), test_loss, test_accuracy, stopped, params,
+        len(data.X_train), len(data.X_val), len(data.X_test), data.classes, first,
+    )
+
+
+def _evaluate(model: Model, params, data: Dataset, part: str) -> tuple[float | None, float | None]:
+    X, Y, labels = getattr(data, f"X_{part}"), getattr(data, f"Y_{part}"), getattr(data, f"labels_{part}")
+    with np.errstate(all="ignore"):
+        loss = model.loss(params, X, Y)
+        scores = model.predict(params, X)
+    if not np.isfinite(scores).all():
+        return float(loss), None
+    return float(loss), accuracy(labels, scores, data.targets)

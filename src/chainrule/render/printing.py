@@ -139,6 +139,10 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
         n = self._settings["notation"].get(sym)
         return self._notation(n) if n is not None else super()._print_MatrixSymbol(sym)
 
+    def _print_UnevaluatedExpr(self, e):
+        # A worked step keeps its numbers as given (-0.25 stays -0.25): print what is inside.
+        return self._print(e.args[0])
+
     def _print_sigmoid(self, e):
         return self._el("mrow", self._el("mi", text="σ"), self._paren_comma_separated(*e.args))
 
