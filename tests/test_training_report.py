@@ -276,7 +276,6 @@ def test_every_schedule_shows_its_formula(name: str, stopped_empty: TrainingResu
         assert f"<code>{p.name}</code>" in html
 
 
-@pytest.mark.xfail(strict=True, reason="printing.NotationMathMLPrinter has no _print_UnevaluatedExpr")
 def test_a_worked_step_prints_negative_numbers_as_numbers(stopped_empty: TrainingResult) -> None:
     worked = worked_step(OPTIMIZERS["sgd"], 0.5, -0.25, 0.1)
     html = render_training(stopped_empty, "html", worked, OPTIMIZERS["sgd"], None, NOTATION)

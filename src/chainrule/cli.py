@@ -269,7 +269,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .datasets import DataError, load_dataset
+    from .datasets import DATASETS, DataError, load_dataset
     from .model import compile
     from .network import load
     from .optim import NOTATION, OPTIMIZERS, SCHEDULES, worked_step
@@ -288,16 +288,18 @@ def _train(args: argparse.Namespace) -> int:
     }
     try:
         run = settings(network.training, overrides)
-        data = load_dataset(run.data, outputs=network.outputs, targets=network.loss_choice.entry.targets, seed=run.seed)
     except SpecError as exc:
         raise exc.located(args.spec) from None
+    features = DATASETS[run.data].features
+    if features != network.inputs:
+        return _fail(
+            f"{args.spec}: network.inputs: {run.data} has {features} features; the network has "
+            f"{network.inputs} inputs; set inputs = {features}"
+        )
+    try:
+        data = load_dataset(run.data, outputs=network.outputs, targets=network.loss_choice.entry.targets, seed=run.seed)
     except DataError as exc:
         return _fail(f"{args.spec}: {exc}")
-    if data.features != network.inputs:
-        return _fail(
-            f"{args.spec}: network.inputs: {run.data} has {data.features} features; the network has "
-            f"{network.inputs} inputs; set inputs = {data.features}"
-        )
     model = compile(network)
     progress = Progress(run.epochs, enabled=not args.quiet)
     result = fit(model, data, run, progress.step, progress.epoch, title=network.title or Path(args.spec).stem)

@@ -254,42 +254,45 @@ def fit(
     stopped, t, first = None, 0, None
     recent: list[float] = []
     epoch = 0
-    try:
-        for epoch in range(1, run.epochs + 1):
-            started = time.perf_counter()
-            rate = schedule.rate(run.learning_rate, epoch - 1, run.epochs, run.hyperparameters)
-            parts = batches(len(X), size, rng)
-            norms = np.zeros(layers)
-            for i, rows in enumerate(parts, start=1):
-                loss, grads = model.loss_and_grad(params, X[rows], Y[rows])
-                step_norms = _layer_norms(grads, layers)
-                if not (math.isfinite(loss) and np.isfinite(step_norms).all()):
-                    raise _diverged(epoch, t + 1, "the loss" if not math.isfinite(loss) else "the gradient",
-                                    grads, layers, recent, rate)
-                norms += step_norms
-                recent = [*recent[-9:], float(np.sqrt((step_norms**2).sum()))]
-                if run.clip_value is not None:
-                    grads = clip_by_value(grads, run.clip_value)
-                if run.clip_norm is not None:
-                    grads, _ = clip_by_norm(grads, run.clip_norm)
-                if first is None:
-                    first = (float(np.ravel(params["W1"])[0]), float(np.ravel(grads["W1"])[0]))
-                t += 1
-                params, state = optimizer.step(params, grads, state, rate, t, run.hyperparameters)
-                if on_step is not None:
-                    on_step(epoch, i, len(parts), loss)
-            finished = _evaluate(model, params, data, "train") + _evaluate(model, params, data, "val")
-            if not all(v is None or math.isfinite(v) for v in finished):
-                raise _diverged(epoch, t, "the parameters", params, layers, recent, rate)
-            record = Epoch(epoch, *finished, rate, {f"layer {l + 1}": float(norms[l] / len(parts)) for l in range(layers)},
-                          t, time.perf_counter() - started)
-            history.append(record)
-            if on_epoch is not None:
-                on_epoch(record)
-    except KeyboardInterrupt:
-        stopped = f"interrupted (Ctrl-C) in epoch {epoch}; the report covers the {len(history)} epochs that finished"
-    except _Diverged as exc:
-        stopped = exc.message
+    # Overflow is judged on the results (each step checks for NaN and inf and says where),
+    # so NumPy's warnings on the way there are noise.
+    with np.errstate(all="ignore"):
+        try:
+            for epoch in range(1, run.epochs + 1):
+                started = time.perf_counter()
+                rate = schedule.rate(run.learning_rate, epoch - 1, run.epochs, run.hyperparameters)
+                parts = batches(len(X), size, rng)
+                norms = np.zeros(layers)
+                for i, rows in enumerate(parts, start=1):
+                    loss, grads = model.loss_and_grad(params, X[rows], Y[rows])
+                    step_norms = _layer_norms(grads, layers)
+                    if not (math.isfinite(loss) and np.isfinite(step_norms).all()):
+                        raise _diverged(epoch, t + 1, "the loss" if not math.isfinite(loss) else "the gradient",
+                                        grads, layers, recent, rate)
+                    norms += step_norms
+                    recent = [*recent[-9:], float(np.sqrt((step_norms**2).sum()))]
+                    if run.clip_value is not None:
+                        grads = clip_by_value(grads, run.clip_value)
+                    if run.clip_norm is not None:
+                        grads, _ = clip_by_norm(grads, run.clip_norm)
+                    if first is None:
+                        first = (float(np.ravel(params["W1"])[0]), float(np.ravel(grads["W1"])[0]))
+                    t += 1
+                    params, state = optimizer.step(params, grads, state, rate, t, run.hyperparameters)
+                    if on_step is not None:
+                        on_step(epoch, i, len(parts), loss)
+                finished = _evaluate(model, params, data, "train") + _evaluate(model, params, data, "val")
+                if not all(v is None or math.isfinite(v) for v in finished):
+                    raise _diverged(epoch, t, "the parameters", params, layers, recent, rate)
+                record = Epoch(epoch, *finished, rate, {f"layer {l + 1}": float(norms[l] / len(parts)) for l in range(layers)},
+                              t, time.perf_counter() - started)
+                history.append(record)
+                if on_epoch is not None:
+                    on_epoch(record)
+        except KeyboardInterrupt:
+            stopped = f"interrupted (Ctrl-C) in epoch {epoch}; the report covers the {len(history)} epochs that finished"
+        except _Diverged as exc:
+            stopped = exc.message
     test_loss, test_accuracy = _evaluate(model, params, data, "test")
     if test_loss is not None and not math.isfinite(test_loss):
         test_loss, test_accuracy = None, None

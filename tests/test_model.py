@@ -1,0 +1,265 @@
+"""The generated NumPy code: equal to PyTorch float64 autograd over the catalog, proved against the scalar derivation."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import (
+    TORCH_ACTIVATIONS,
+    TORCH_LOSSES,
+    TORCH_REGULARIZERS,
+    assert_close,
+    describe,
+    random_network,
+)
+
+from chainrule import layers as layers_module
+from chainrule.catalog import ACTIVATIONS, LOSSES, REGULARIZERS
+from chainrule.model import INIT_SCHEMES, compile
+from chainrule.network import Dense, Network
+from chainrule.proof import prove
+from chainrule.train import batches
+
+ELEMENTWISE = sorted(n for n, a in ACTIVATIONS.items() if a.elementwise)
+
+
+def _targets(net: Network, rows: int, rng: np.random.Generator) -> np.ndarray:
+    kind, k = net.loss_choice.entry.targets, net.outputs
+    if kind == "distribution":
+        return np.eye(k)[rng.integers(k, size=rows)]
+    if kind == "unit":
+        return (rng.random((rows, k)) > 0.5).astype(float)
+    if kind == "sign":
+        return np.where(rng.random((rows, k)) > 0.5, 1.0, -1.0)
+    return rng.normal(size=(rows, k))
+
+
+def torch_batch(net: Network, params: dict, X: np.ndarray, Y: np.ndarray) -> tuple[float, dict]:
+    """The batch-mean loss (plus the penalty) and its gradients by PyTorch float64 autograd."""
+    tensors = {k: torch.tensor(np.asarray(v, dtype=float), requires_grad=True) for k, v in params.items()}
+    a = torch.tensor(X)
+    z = a
+    for number, (layer, choice) in enumerate(zip(net.layers, net.activations), start=1):
+        z = F.linear(a, tensors[f"W{number}"], tensors.get(f"b{number}"))
+        values = {**choice.values, **{p.name: tensors[f"{p.name}{number}"] for p in choice.entry.parameters if p.learnable}}
+        a = TORCH_ACTIVATIONS[choice.name](z, values)
+    entry = net.loss_choice.entry
+    output = z if entry.requires is not None else a
+    y = torch.tensor(Y)
+    per_row = [TORCH_LOSSES[entry.name](output[n], y[n], net.loss_choice.values) for n in range(len(X))]
+    loss = torch.stack(per_row).mean()
+    if net.regularizer_choice is not None:
+        weights = [tensors[f"W{n}"] for n in range(1, len(net.layers) + 1)]
+        loss = loss + TORCH_REGULARIZERS[net.regularizer_choice.name](weights, net.regularizer_choice.values)
+    loss.backward()
+    return float(loss.detach()), {k: t.grad.numpy() for k, t in tensors.items()}
+
+
+def _cases() -> list[tuple[Network, int]]:
+    """Random networks over the whole catalog, widths 1-64, with a batch size 1-128 for each."""
+    cases = []
+    seed = 0
+    regularizers = [None, "l1", {"name": "l2", "coefficient": 0.05}]
+    for name in sorted(ACTIVATIONS):
+        for _ in range(3):
+            seed += 1
+            cases.append(random_network(seed, activation=name, max_width=64, max_parameters=6000,
+                                        regularizer=regularizers[seed % 3], parameters=True))
+    for name in sorted(LOSSES):
+        for _ in range(3):
+            seed += 1
+            cases.append(random_network(seed, loss=name, max_width=64, max_parameters=6000,
+                                        regularizer=regularizers[seed % 3], parameters=True))
+    rng = np.random.default_rng(1)
+    return [(net, int(rng.integers(1, 129))) for net in cases]
+
+
+CASES = _cases()
+
+
+def test_cases_cover_the_catalog_and_the_ranges() -> None:
+    used = {c.name for net, _ in CASES for c in net.activations}
+    assert used == set(ACTIVATIONS)
+    assert {net.loss_choice.name for net, _ in CASES} == set(LOSSES)
+    assert {net.regularizer_choice.name for net, _ in CASES if net.regularizer_choice} == set(REGULARIZERS)
+    widths = [w for net, _ in CASES for w in net.sizes]
+    assert min(widths) == 1 and max(widths) >= 48
+    sizes = [b for _, b in CASES]
+    assert min(sizes) <= 8 and max(sizes) >= 110
+
+
+@pytest.mark.parametrize(("net", "batch"), CASES, ids=[f"{describe(n)}x{b}" for n, b in CASES])
+def test_gradients_equal_pytorch(net: Network, batch: int) -> None:
+    model = compile(net)
+    rng = np.random.default_rng(batch)
+    params = model.init_params(seed=batch, scheme="glorot_normal")
+    params = {k: (v + rng.normal(0, 0.1, np.shape(v)) if k.startswith("b") else v) for k, v in params.items()}
+    X = rng.normal(size=(batch, net.inputs))
+    Y = _targets(net, batch, rng)
+    loss, grads = model.loss_and_grad(params, X, Y)
+    want_loss, want = torch_batch(net, params, X, Y)
+    assert abs(loss - want_loss) <= 1e-12 * max(1.0, abs(want_loss))
+    assert model.loss(params, X, Y) == loss
+    assert set(grads) == set(want) == set(net.parameter_shapes())
+    for name in want:
+        assert grads[name].shape == np.shape(params[name])
+        assert_close(grads[name], want[name], rtol=1e-12, floor=1.0)
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_every_batch_of_an_epoch_equals_pytorch_including_the_last_partial_one(loss: str) -> None:
+    net = random_network(100 + len(loss), loss=loss, max_width=16)
+    model = compile(net)
+    rng = np.random.default_rng(7)
+    params = model.init_params(seed=3)
+    X, Y = rng.normal(size=(100, net.inputs)), _targets(net, 100, rng)
+    parts = batches(100, 32, rng)
+    assert [len(p) for p in parts] == [32, 32, 32, 4]
+    for rows in parts:
+        got_loss, got = model.loss_and_grad(params, X[rows], Y[rows])
+        want_loss, want = torch_batch(net, params, X[rows], Y[rows])
+        assert abs(got_loss - want_loss) <= 1e-12 * max(1.0, abs(want_loss))
+        for name in want:
+            assert_close(got[name], want[name], rtol=1e-12, floor=1.0)
+
+
+def test_predict_gives_the_output_layer() -> None:
+    net = Network(3, (Dense(4, "relu"), Dense(3, "softmax")), "cross_entropy")
+    model = compile(net)
+    params = model.init_params(seed=0, scheme="he_normal")
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    P = model.predict(params, X)
+    z = np.maximum(X @ params["W1"].T + params["b1"], 0) @ params["W2"].T + params["b2"]
+    want = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    assert_close(P, want, rtol=1e-14, floor=1e-300)
+    assert np.allclose(P.sum(axis=1), 1, atol=1e-15)
+
+
+def test_softmax_cross_entropy_stays_finite_at_extreme_logits() -> None:
+    net = Network(1, (Dense(3, "softmax"),), "cross_entropy")
+    model = compile(net)
+    params = {"W1": np.array([[1000.0], [-1000.0], [0.0]]), "b1": np.zeros(3)}
+    loss, grads = model.loss_and_grad(params, np.array([[1.0]]), np.array([[0.0, 1.0, 0.0]]))
+    assert loss == pytest.approx(2000.0, rel=1e-15)
+    assert grads["W1"].tolist() == [[1.0], [-1.0], [0.0]]
+
+
+@pytest.mark.parametrize("scheme", sorted(INIT_SCHEMES))
+def test_init_schemes_have_their_scale(scheme: str) -> None:
+    net = Network(400, (Dense(300, "relu"), Dense(2, "identity")), "mse")
+    params = compile(net).init_params(seed=0, scheme=scheme)
+    W = params["W1"]
+    fan_in, fan_out = 400, 300
+    want = {
+        "normal": 0.01,
+        "uniform": 1 / np.sqrt(fan_in) / np.sqrt(3),
+        "glorot_uniform": np.sqrt(2 / (fan_in + fan_out)),
+        "glorot_normal": np.sqrt(2 / (fan_in + fan_out)),
+        "he_uniform": np.sqrt(2 / fan_in),
+        "he_normal": np.sqrt(2 / fan_in),
+    }[scheme]
+    assert W.std() == pytest.approx(want, rel=0.02)
+    assert abs(W.mean()) < 0.05 * want
+    assert not params["b1"].any()
+    assert np.array_equal(W, compile(net).init_params(seed=0, scheme=scheme)["W1"])
+
+
+def test_init_keeps_prelu_alpha_and_refuses_unknown_schemes() -> None:
+    model = compile(Network(2, (Dense(2, {"name": "prelu", "alpha": 0.3}), Dense(1, "identity")), "mse"))
+    assert float(model.init_params()["alpha1"]) == 0.3
+    with pytest.raises(ValueError, match="unknown init scheme 'xavier'; use one of normal, uniform"):
+        model.init_params(scheme="xavier")
+
+
+def test_generated_source_is_straight_line_numpy() -> None:
+    model = compile(Network(64, (Dense(32, "tanh"), Dense(10, "softmax")), "cross_entropy"))
+    body = model.source.split("def loss_and_grad")[1]
+    assert "for " not in body and "while " not in body
+    for line in ("Z1 = X @ W1.T + b1", "D2 = (A2 - Y) / n", "gW2 = D2.T @ A1", "gb2 = D2.sum(axis=0)",
+                 "G1 = D2 @ W2", "D1 = G1 * k_df1(Z1, A1)", "gW1 = D1.T @ X"):
+        assert f"    {line}\n" in body
+    assert "G0" not in body  # nothing is computed for the inputs
+
+
+# --- the proof ----------------------------------------------------------------------------
+
+
+def _proof_network(activation: str | None = None, loss: str = "half_sse", regularizer=None) -> Network:
+    hidden = activation if activation is not None and ACTIVATIONS[activation].elementwise else "tanh"
+    entry = LOSSES[loss]
+    if entry.requires is not None:
+        output = entry.requires
+    elif activation is not None:
+        output = activation
+    else:
+        output = "sigmoid" if loss.startswith("bce") and loss != "bce_logits" else "identity"
+    if loss == "bce" and output not in ("sigmoid", "softmax"):
+        output = "sigmoid"
+    return Network(3, (Dense(3, hidden), Dense(3, output)), loss, regularizer=regularizer)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_layer_rules_are_proved_for_every_activation(name: str) -> None:
+    net = _proof_network(name, "cross_entropy" if name == "softmax" else "half_sse")
+    proof = prove(net, batch=2, width=3)
+    assert proof.passed, proof.failures
+    assert proof.network.sizes == (3, 3, 3)
+    # Z, A and Δ of both layers for both examples, the loss, and every gradient entry.
+    parameters = sum(int(np.prod(s)) for s in net.parameter_shapes().values())
+    assert proof.entries == 3 * 2 * 2 * 3 + 1 + parameters
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_layer_rules_are_proved_for_every_loss(name: str) -> None:
+    proof = prove(_proof_network(None, name), batch=3, width=2)
+    assert proof.passed, proof.failures
+    assert proof.batch == 3 and proof.entries > 20
+
+
+@pytest.mark.parametrize("name", sorted(REGULARIZERS))
+def test_layer_rules_are_proved_for_every_regularizer(name: str) -> None:
+    proof = prove(_proof_network("relu", "mse", name))
+    assert proof.passed, proof.failures
+
+
+def test_layer_rules_are_proved_for_formulas_and_learned_parameters() -> None:
+    net = Network(2, (Dense(3, {"formula": "z*sigmoid(beta*z)", "beta": 1.5}), Dense(2, "prelu"), Dense(2, "identity")),
+                  {"formula": "log(cosh(yhat - y))", "reduction": "mean"})
+    proof = prove(net, width=3)
+    assert proof.passed, proof.failures
+
+
+def test_softmax_under_another_loss_is_proved() -> None:
+    proof = prove(Network(2, (Dense(3, "softmax"),), "mse"), width=3)
+    assert proof.passed, proof.failures
+    assert proof.expanded + proof.evaluated > 0
+
+
+@pytest.mark.parametrize(
+    ("wrong", "right"),
+    [
+        ("gb{l} = D{l}.sum(axis=0)", "gb{l} = D{l}.sum(axis=0) * 2"),  # a stray factor
+        ("gW{l} = D{l}.T @ {prev}", "gW{l} = (D{l}.T @ {prev}) * 0"),  # the silent zero of matrix calculus
+        ("G{below} = D{l} @ W{l}", "G{below} = D{l} @ (W{l} * 1.5)"),  # a wrong backward weight
+    ],
+)
+def test_a_wrong_rule_fails_the_proof(monkeypatch, wrong: str, right: str) -> None:
+    original = layers_module.layer_rules
+
+    def broken(network):
+        rules = original(network)
+        swap = {}
+        for l in range(1, len(network.layers) + 1):
+            prev = "X" if l == 1 else f"A{l - 1}"
+            swap[wrong.format(l=l, prev=prev, below=l - 1)] = right.format(l=l, prev=prev, below=l - 1)
+        backward = tuple(replace(r, code=swap.get(r.code, r.code)) for r in rules.backward)
+        assert backward != rules.backward
+        return replace(rules, backward=backward)
+
+    monkeypatch.setattr("chainrule.proof.layer_rules", broken)
+    proof = prove(Network(2, (Dense(2, "sigmoid"), Dense(2, "sigmoid")), "half_sse"))
+    assert not proof.passed
