@@ -6,6 +6,7 @@ Every bad input ends with one line on stderr and exit code 2, before anything is
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from pathlib import Path
@@ -143,7 +144,7 @@ def _float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, got {text[:20]!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text[:20]!r}")
     return value
 

@@ -85,7 +85,7 @@ class NotationLatexPrinter(LatexPrinter):
 class NotationMathMLPrinter(MathMLPresentationPrinter):
     """SymPy's presentation MathML printer, with the ``notation`` setting and MathML Core output."""
 
-    _default_settings = {**MathMLPresentationPrinter._default_settings, "notation": {}}
+    _default_settings = {**MathMLPresentationPrinter._default_settings, "notation": {}, "float_digits": None}
 
     def _el(self, tag: str, *children, text: str | None = None):
         element = self.dom.createElement(tag)
@@ -138,6 +138,10 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
     def _print_MatrixSymbol(self, sym):
         n = self._settings["notation"].get(sym)
         return self._notation(n) if n is not None else super()._print_MatrixSymbol(sym)
+
+    def _print_Float(self, e):
+        digits = self._settings.get("float_digits")
+        return super()._print_Float(e if digits is None else sp.Float(e, digits))
 
     def _print_UnevaluatedExpr(self, e):
         # A worked step keeps its numbers as given (-0.25 stays -0.25): print what is inside.

@@ -177,7 +177,8 @@ def _context(result: TrainingResult, rule: UpdateRule | None) -> dict[str, Any]:
 def _html(result: TrainingResult, rule: UpdateRule | None, notation: Mapping) -> str:
     env = html_environment(notation)
     # A worked step multiplies numbers, and 0.01 0.5 side by side would read as one number.
-    arithmetic = printing.mathml_printer(notation, mul_symbol="dot")
+    # 6 significant digits: a reader follows a worked step to that, and more is noise.
+    arithmetic = printing.mathml_printer(notation, mul_symbol="dot", float_digits=6)
     env.filters.update({"arith": lambda expr: Markup(arithmetic(expr)), "percent": _percent})
     env.tests["finite"] = _finite
     return env.get_template("training.html").render(_context(result, rule))
