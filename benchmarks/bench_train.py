@@ -30,7 +30,9 @@ asserts a time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import os
 import statistics
 import sys
 import time
@@ -45,27 +47,22 @@ from chainrule.datasets import load_dataset
 from chainrule.derive import derive
 from chainrule.graph import parameter_names
 from chainrule.network import Dense, Network
-from chainrule.numeric import leaf_symbols, lambdify_graph
+from chainrule.numeric import lambdify_graph, leaf_symbols
 
 HAND_TARGET = 1.1  # chainrule at most this many times the hand-written NumPy time
 TORCH_TARGET = 3.0  # PyTorch eager at least this many times chainrule's time
 GRAD_FORWARD_TARGET = 1.6  # loss_and_grad at most this many times loss
 COMPILE_TARGET = 1.0  # seconds
 DERIVE_TARGET = 3.0  # seconds
-AGREE = 1e-10  # largest difference allowed between implementations, relative to max(1, |value|)
+AGREE = 1e-10  # largest difference allowed between implementations, relative to the array's largest entry
 BATCH = 64
+PAUSE = 0.005  # seconds of rest before each timed block
 SEED = 0
 NAMES = ("W1", "b1", "W2", "b2")
 
 
 def digits_network() -> Network:
     return Network(64, (Dense(32, "tanh"), Dense(10, "softmax")), "cross_entropy")
-
-
-def timed(call) -> float:
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
 
 
 # --- NumPy by hand -------------------------------------------------------------------------
@@ -123,6 +120,21 @@ def torch_setup(params, batches):
     return torch_loss_and_grad, tparams, tbatches, torch
 
 
+def torch_threads(torch, threads: int):
+    """A context manager that runs PyTorch on ``threads`` threads, then restores the count."""
+
+    @contextlib.contextmanager
+    def scope():
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    return scope
+
+
 def jax_setup(params, batches):
     """jit(value_and_grad) in float64: (step, params, batches, jax), or None if JAX is missing."""
     try:
@@ -152,11 +164,13 @@ def jax_setup(params, batches):
 
 
 def difference(value, reference) -> float:
-    """max |value - reference| over the entries, relative to max(1, max |reference|)."""
+    """max |value - reference| over the entries, relative to the reference's largest entry."""
     value, reference = np.asarray(value, dtype=float), np.asarray(reference, dtype=float)
     if value.shape != reference.shape:
         raise SystemExit(f"shape mismatch: {value.shape} against {reference.shape}")
-    return float(np.max(np.abs(value - reference))) / max(1.0, float(np.max(np.abs(reference))))
+    error = float(np.max(np.abs(value - reference)))
+    scale = float(np.max(np.abs(reference)))
+    return error / scale if scale > 0 else error
 
 
 def worst_difference(results, references) -> float:
@@ -212,26 +226,34 @@ def time_cleared(call, repeats: int) -> tuple[float, float, object]:
 def run_rounds(entries, rounds: int, steps: int, count: int) -> dict[str, list[float]]:
     """Seconds per step of every entry in every round; the entries' order rotates each round.
 
-    ``entries`` maps a name to (function, params, batches); all batch lists hold the same data.
+    ``entries`` maps a name to (function, params, batches) or (function, params, batches, context),
+    where ``context()`` is a context manager entered around each timed block (outside the timing);
+    all batch lists hold the same data.
     Round r runs steps r·steps, r·steps + 1, ... of the cycle over the ``count`` batches, for
-    every entry alike. The garbage collector is off while a round is timed, as in ``timeit``.
+    every entry alike. The garbage collector is off while a block is timed, as in ``timeit``,
+    and each block starts after a short rest.
     """
     names = list(entries)
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         order = range(r * steps, (r + 1) * steps)
         for name in names[r % len(names):] + names[: r % len(names)]:
-            function, params, batches = entries[name]
+            function, params, batches, *context = entries[name]
             sequence = [batches[i % count] for i in order]
+            scope = context[0]() if context else contextlib.nullcontext()
             gc.collect()
-            gc.disable()
-            try:
-                start = time.perf_counter()
-                for X, Y in sequence:
-                    function(params, X, Y)
-                elapsed = time.perf_counter() - start
-            finally:
-                gc.enable()
+            # OpenMP workers (PyTorch's) spin for a while after their last task; on a small machine they
+            # would slow down whichever implementation runs next. Let them go to sleep first.
+            time.sleep(PAUSE)
+            with scope:
+                gc.disable()
+                try:
+                    start = time.perf_counter()
+                    for X, Y in sequence:
+                        function(params, X, Y)
+                    elapsed = time.perf_counter() - start
+                finally:
+                    gc.enable()
             times[name].append(elapsed / steps)
     return times
 
@@ -312,7 +334,8 @@ def main() -> None:
             agreement[label] = worst_difference(
                 [(loss, {n: np.asarray(g[n].detach() if hasattr(g[n], "detach") else g[n]) for n in NAMES}) for loss, g in results],
                 reference)
-    print("\nagreement with chainrule's loss_and_grad (largest difference over all batches, loss and 4 gradients):")
+    print("\nagreement with chainrule's loss_and_grad (largest difference over all batches and over the loss and"
+          " 4 gradients, relative to each array's largest entry; must be <= 1e-10):")
     for label, worst in agreement.items():
         print(f"   {label}: {worst:.1e}")
     failed = [label for label, worst in agreement.items() if not worst <= AGREE]
@@ -325,12 +348,20 @@ def main() -> None:
         "chainrule loss (forward only)": (model.loss, params, batches),
         "NumPy by hand, forward only": (hand_loss, params, batches),
     }
+    torch_one = None
     if torch_parts:
         entries["PyTorch eager, autograd.grad"] = torch_parts[:3]
+        if torch_parts[3].get_num_threads() > 1:
+            # Not a target: PyTorch's default threads wait for each other in every matrix product, and
+            # on a busy machine a descheduled one costs milliseconds. One thread shows whether that happened.
+            torch_one = "PyTorch eager, 1 thread"
+            entries[torch_one] = (*torch_parts[:3], torch_threads(torch_parts[3], 1))
     if jax_parts:
         entries["JAX jit(value_and_grad)"] = jax_parts[:3]
     run_rounds(entries, 2, steps, count)  # warm-up, not reported (JAX compiles here)
+    load_before = os.getloadavg()[0]
     times = run_rounds(entries, rounds, steps, count)
+    load_after = os.getloadavg()[0]
     median = {name: statistics.median(t) for name, t in times.items()}
 
     ours = median["chainrule loss_and_grad"]
@@ -338,34 +369,49 @@ def main() -> None:
     grad_forward = ours / median["chainrule loss (forward only)"]
     torch_ratio = median.get("PyTorch eager, autograd.grad", float("nan")) / ours
 
-    print(f"\nper-step time, median of {rounds} interleaved rounds of {steps} steps (after 2 warm-up rounds):\n")
+    print(f"\nper-step time, median of {rounds} interleaved rounds of {steps} steps (after 2 warm-up rounds); "
+          f"1-minute load average {load_before:.2f} before, {load_after:.2f} after, on {os.cpu_count()} CPUs:\n")
     print("| implementation | µs per step | ratio to chainrule |")
     print("|---|---:|---:|")
-    order = ["chainrule loss_and_grad", "NumPy by hand", "PyTorch eager, autograd.grad", "JAX jit(value_and_grad)",
+    order = ["chainrule loss_and_grad", "NumPy by hand", "PyTorch eager, autograd.grad", "PyTorch eager, 1 thread",
+             "JAX jit(value_and_grad)",
              "chainrule loss (forward only)", "NumPy by hand, forward only"]
     for name in order:
         if name in median:
             print(f"| {name} | {median[name] * 1e6:.1f} | {median[name] / ours:.2f}× |")
-        elif name.startswith("PyTorch"):
-            print(f"| {name} | not installed | — |")
-        elif name.startswith("JAX"):
+        elif name == "PyTorch eager, 1 thread":
+            continue  # only when the default is more than one thread
+        else:
             print(f"| {name} | not installed | — |")
 
-    # The same ratios taken round by round: a check that the medians above are not a fluke of noise.
+    # The same ratios taken round by round: each pair ran milliseconds apart, so a change of load
+    # between rounds cancels out. If they disagree with the ratios of medians, the run was noisy.
     def paired(a: str, b: str) -> float:
         return statistics.median(x / y for x, y in zip(times[a], times[b]))
 
-    print("\nratios round by round, median (a check on the ratios of medians):"
-          f" chainrule/hand {paired('chainrule loss_and_grad', 'NumPy by hand'):.3f},"
-          f" grad/forward {paired('chainrule loss_and_grad', 'chainrule loss (forward only)'):.3f},"
-          f" hand grad/forward {paired('NumPy by hand', 'NumPy by hand, forward only'):.3f}"
-          + (f", torch/chainrule {paired('PyTorch eager, autograd.grad', 'chainrule loss_and_grad'):.2f}" if torch_parts else ""))
+    checks = [("chainrule/hand", hand_ratio, paired("chainrule loss_and_grad", "NumPy by hand")),
+              ("grad/forward", grad_forward, paired("chainrule loss_and_grad", "chainrule loss (forward only)"))]
+    if torch_parts:
+        checks.append(("torch/chainrule", torch_ratio, paired("PyTorch eager, autograd.grad", "chainrule loss_and_grad")))
+    hand_paired = paired("NumPy by hand", "NumPy by hand, forward only")
+    print("\nthe same ratios taken round by round, median: "
+          + ", ".join(f"{label} {value:.3f}" for label, _, value in checks)
+          + f" (hand-written grad/forward {hand_paired:.3f})")
+    noisy = [label for label, medians, rounds_ in checks if abs(medians / rounds_ - 1) > 0.05]
+    if torch_one and median["PyTorch eager, autograd.grad"] > 1.5 * median[torch_one]:
+        print(f"WARNING: PyTorch on its default {torch_parts[3].get_num_threads()} threads took "
+              f"{median['PyTorch eager, autograd.grad'] / median[torch_one]:.1f}x as long as on 1 thread: its threads were "
+              "oversubscribed (other processes hold the CPUs), so its ratio to chainrule says little about PyTorch.")
+    if noisy:
+        print(f"WARNING: noisy run: for {', '.join(noisy)} the ratio of medians and the round-by-round ratio differ by more "
+              "than 5%; the machine's load changed during the run. Rerun on a quieter machine before trusting a verdict.")
 
     print("\ntargets:")
     print(f"- chainrule loss_and_grad / NumPy by hand: {hand_ratio:.3f}× (target ≤ {HAND_TARGET}×) {verdict(hand_ratio <= HAND_TARGET)}")
     if torch_parts:
+        one = f"; on 1 thread {median[torch_one] / ours:.2f}×, no target" if torch_one else ""
         print(f"- PyTorch eager / chainrule: chainrule {torch_ratio:.2f}× faster (target ≥ {TORCH_TARGET:g}×) "
-              f"{verdict(torch_ratio >= TORCH_TARGET)}")
+              f"{verdict(torch_ratio >= TORCH_TARGET)}{one}")
     else:
         print("- PyTorch eager / chainrule: not installed")
     print(f"- chainrule gradient/forward, loss_and_grad / loss: {grad_forward:.3f} (target ≤ {GRAD_FORWARD_TARGET}) "

@@ -2,7 +2,9 @@
 
 ``render`` returns one document as text; ``write`` renders every requested format first
 and only then writes the files, each through a temporary file and a rename, so a failure
-leaves no partial output behind.
+leaves no partial output behind. The proof of the batch-level rules (``chainrule.proof``)
+runs generated NumPy code, which nothing here imports: a caller that wants it in the
+documents runs ``prove`` and passes its result in.
 """
 
 from __future__ import annotations
@@ -22,15 +24,39 @@ from .steps import sections
 
 if TYPE_CHECKING:
     from ..derive import Derivation
+    from ..layers import LayerRules
     from ..numeric import WorkedExample
+    from ..proof import Proof
+    from .steps import Section
 
 
-def _context(derivation: Derivation, example: WorkedExample | None, fragment: bool = False, outline=None) -> dict:
+@dataclass(frozen=True)
+class Shared:
+    """What every document of a set shows, built once: the outline, the batch-level rules, their proof."""
+
+    sections: tuple[Section, ...]
+    rules: LayerRules
+    #: From ``chainrule.proof.prove``, which runs NumPy code and so is the caller's to run.
+    proof: Proof | None
+    #: The derivation's symbols and the rules' matrices, as the printers write them.
+    notation: Mapping
+
+
+def prepare(derivation: Derivation, example: WorkedExample | None, proof: Proof | None = None) -> Shared:
+    """The data the documents of ``derivation`` format; ``proof`` is ``prove(derivation.network)`` or None."""
+    from ..layers import layer_rules
+
+    rules = layer_rules(derivation.network)
+    notation = {**derivation.notation, **rules.notation}
+    return Shared(sections(derivation, example, rules, proof), rules, proof, notation)
+
+
+def _context(derivation: Derivation, example: WorkedExample | None, shared: Shared, fragment: bool = False) -> dict:
     net = derivation.network
     return {
         "title": net.title or "A backpropagation derivation",
         "version": __version__,
-        "sections": outline if outline is not None else sections(derivation, example),
+        "sections": shared.sections,
         "d": derivation,
         "g": derivation.graph,
         "net": derivation.network,
@@ -40,10 +66,10 @@ def _context(derivation: Derivation, example: WorkedExample | None, fragment: bo
     }
 
 
-def _template(make, name: str, fragment: bool = False) -> Callable[[Derivation, WorkedExample | None], str]:
-    def render(derivation: Derivation, example: WorkedExample | None, outline=None) -> str:
-        env = make(derivation.notation)
-        return env.get_template(name).render(_context(derivation, example, fragment, outline))
+def _template(make, name: str, fragment: bool = False) -> Callable[[Derivation, WorkedExample | None, Shared], str]:
+    def render(derivation: Derivation, example: WorkedExample | None, shared: Shared) -> str:
+        env = make(shared.notation)
+        return env.get_template(name).render(_context(derivation, example, shared, fragment))
 
     return render
 
@@ -54,7 +80,7 @@ class Format:
 
     name: str
     suffix: str
-    #: (derivation, example, outline) -> text; ``outline`` is the shared ``sections`` or None.
+    #: (derivation, example, shared) -> text; ``shared`` is what ``prepare`` built for the whole set.
     render: Callable[..., str]
 
 
@@ -64,7 +90,7 @@ FORMATS: dict[str, Format] = {
         Format("html", ".html", _template(html_environment, "derivation.html")),
         Format("tex", ".tex", _template(latex_environment, "derivation.tex")),
         Format("md", ".md", _template(markdown_environment, "derivation.md")),
-        Format("json", ".json", lambda derivation, example, outline=None: json_document(derivation, example)),
+        Format("json", ".json", lambda d, example, shared: json_document(d, example, shared.rules, shared.proof)),
         # For Jupyter: no document preamble, styles scoped to the fragment.
         Format("html-fragment", ".html", _template(html_environment, "derivation.html", fragment=True)),
         Format("latex-fragment", ".tex", _template(latex_environment, "fragment.tex", fragment=True)),
@@ -74,11 +100,11 @@ FORMATS: dict[str, Format] = {
 DOCUMENT_FORMATS = ("html", "tex", "md", "json")
 
 
-def render(derivation: Derivation, fmt: str, example: WorkedExample | None = None) -> str:
-    """One document as text: ``fmt`` is html, tex, md or json."""
+def render(derivation: Derivation, fmt: str, example: WorkedExample | None = None, proof: Proof | None = None) -> str:
+    """One document as text: ``fmt`` is html, tex, md or json; ``proof`` is ``prove(derivation.network)``, if run."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(DOCUMENT_FORMATS)}")
-    return FORMATS[fmt].render(derivation, example)
+    return FORMATS[fmt].render(derivation, example, prepare(derivation, example, proof))
 
 
 def render_documents(
@@ -87,11 +113,15 @@ def render_documents(
     out_dir: str | Path,
     stem: str,
     formats: Iterable[str] = DOCUMENT_FORMATS,
+    proof: Proof | None = None,
 ) -> dict[Path, str]:
-    """Every requested document as text, keyed by the path it belongs at; nothing is written."""
-    # One outline for every format: its rule trees take as long to build as a document to print.
-    outline = sections(derivation, example)
-    return {Path(out_dir) / f"{stem}{FORMATS[f].suffix}": FORMATS[f].render(derivation, example, outline) for f in formats}
+    """Every requested document as text, keyed by the path it belongs at; nothing is written.
+
+    ``proof`` (``chainrule.proof.prove(derivation.network)``) adds what it checked to the batch-level rules.
+    """
+    # Built once for every format: the outline's rule trees take as long to build as a document to print.
+    shared = prepare(derivation, example, proof)
+    return {Path(out_dir) / f"{stem}{FORMATS[f].suffix}": FORMATS[f].render(derivation, example, shared) for f in formats}
 
 
 def save(documents: Mapping[Path, str]) -> list[Path]:
@@ -116,6 +146,7 @@ def write(
     out_dir: str | Path,
     stem: str,
     formats: Iterable[str] = DOCUMENT_FORMATS,
+    proof: Proof | None = None,
 ) -> list[Path]:
     """Render every format, then write ``out_dir/stem.<suffix>`` for each; returns the paths."""
-    return save(render_documents(derivation, example, out_dir, stem, formats))
+    return save(render_documents(derivation, example, out_dir, stem, formats, proof))

@@ -9,6 +9,7 @@ autoescape), so a title from a spec file is always text, never markup or TeX.
 from __future__ import annotations
 
 import math as _math
+import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,11 +21,12 @@ from markupsafe import Markup
 
 from ..derive import Partial
 from . import printing
-from .steps import Number, Op
+from .steps import Call, Number, Op
 
 #: How templates tell the pieces of a row apart: ``{% if p is op %}``.
 PIECE_TESTS = {
     "op": lambda p: isinstance(p, Op),
+    "call": lambda p: isinstance(p, Call),
     "number": lambda p: isinstance(p, Number),
     "partial": lambda p: isinstance(p, Partial),
     "text": lambda p: isinstance(p, str),
@@ -105,7 +107,7 @@ def _latex_char(ch: str) -> str:
 _MATH_SYMBOLS = {
     "′": "'", "√": r"\surd{}", "Σ": r"\Sigma{}", "Π": r"\Pi{}", "≠": r"\neq{}", "≤": r"\leq{}",
     "≥": r"\geq{}", "∈": r"\in{}", "∞": r"\infty{}", "→": r"\to{}", "×": r"\times{}", "±": r"\pm{}",
-    "⁻": "^{-}", "⁺": "^{+}", "∑": r"\sum{}", "≈": r"\approx{}",
+    "⁻": "^{-}", "⁺": "^{+}", "∑": r"\sum{}", "≈": r"\approx{}", "ℓ": r"\ell{}",
 }  # fmt: skip
 _GREEK_CAPITALS = {"Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"}
 
@@ -195,7 +197,15 @@ class Formatter:
 
 def _html_filters(notation: Mapping) -> dict[str, Callable]:
     fmt = Formatter(printing.mathml_printer(notation), printing.partial_mathml, Markup)
-    return {"math": fmt.math, "partial": fmt.partial, "num": format_number, "err": format_error, "sym": fmt.math}
+    return {
+        "math": fmt.math,
+        "partial": fmt.partial,
+        "num": format_number,
+        "err": format_error,
+        "sym": fmt.math,
+        # The name of a function of the generated code, inside a formula.
+        "code": lambda name: Markup('<mtext class="code">{}</mtext>').format(name),
+    }
 
 
 def _latex_filters(notation: Mapping) -> dict[str, Callable]:
@@ -207,6 +217,7 @@ def _latex_filters(notation: Mapping) -> dict[str, Callable]:
         "err": lambda v: TeX(_tex_number(format_error(v))),
         "sym": fmt.math,
         "op": lambda op: TeX(_LATEX_OPERATORS.get(op.text, op.text)),
+        "code": lambda name: TeX(f"\\texttt{{{escape_latex(name)}}}"),
         # Macro output is made of pieces that were escaped as they were written; ``safe``
         # says so, as in HTML templates, and is for nothing else.
         "safe": TeX,
@@ -225,7 +236,7 @@ def _tex_number(text: str) -> str:
     return f"{mantissa} \\times 10^{{{int(exponent)}}}"
 
 
-_LATEX_OPERATORS = {"·": r"\cdot", "←": r"\leftarrow", "−": "-", ",": r",\,"}
+_LATEX_OPERATORS = {"·": r"\cdot", "←": r"\leftarrow", "−": "-", ",": r",\,", "×": r"\times"}
 
 
 def _finalize_latex(value: Any) -> Any:
@@ -276,9 +287,25 @@ def latex_environment(notation: Mapping) -> jinja2.Environment:
     return env
 
 
+def fenced(text: str, language: str = "") -> str:
+    """A fenced code block that shows ``text`` as it is: its fence is longer than any run of backticks in it.
+
+    >>> print(fenced("a = b  # `x`", "python"))
+    ```python
+    a = b  # `x`
+    ```
+    """
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}"
+
+
 def markdown_environment(notation: Mapping) -> jinja2.Environment:
     env = _environment("markdown", autoescape=False, finalize=_finalize_markdown)
     env.filters.update(_latex_filters(notation))
     # Numbers in Markdown mostly stand in table cells, outside math.
     env.filters.update({"num": lambda v: TeX(format_number(v)), "err": lambda v: TeX(format_error(v))})
+    # Math mode: MathJax reads \_ inside \texttt only with its textmacros extension.
+    env.filters["code"] = lambda name: TeX(f"\\mathtt{{{escape_latex(name)}}}")
+    env.filters["fenced"] = lambda lines, language="": TeX(fenced("\n".join(lines), language))
     return env

@@ -3,7 +3,14 @@
 Contract (keys may be added, not changed)::
 
     {"loss": float,
-     "parameters": {"W1": {"value": [[...]], "gradient": [[...]], "updated": [[...]]}, "b1": {...}, ...}}
+     "parameters": {"W1": {"value": [[...]], "gradient": [[...]], "updated": [[...]]}, "b1": {...}, ...},
+     "layer_rules": {"forward": [{"label", "layer", "lhs", "rhs", "code", "note"}, ...], "loss": [...],
+                     "backward": [...], "kernels": [{"name", "args", "expr", "title"}, ...],
+                     "proof": {"batch", "entries", "identical", "expanded", "evaluated", "failures", "passed"} | null}}
+
+The layer rules' ``lhs`` and ``rhs`` are LaTeX, as the documents write them; a kernel's
+``expr`` is in the formula language (``chainrule.expr``), or null where it cannot say it
+(a piecewise function), with ``latex`` beside it either way.
 
 Symbolic results are written with the symbols' plain names (``delta1_2*x_1``); the
 ``symbols`` table says how each is written in the documents (δ⁽¹⁾₂).
@@ -14,13 +21,16 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from ..expr import to_formula
 from ..graph import parameter_names
-from .printing import text_name
+from .printing import latex_printer, text_name
 from .steps import closed_form_shown
 
 if TYPE_CHECKING:
     from ..derive import Derivation
+    from ..layers import LayerRules
     from ..numeric import WorkedExample
+    from ..proof import Proof
 
 
 def _nested(symbols, leaf) -> Any:
@@ -34,7 +44,53 @@ def _closed(expr) -> str | None:
     return str(expr) if closed_form_shown(expr) else None
 
 
-def json_document(derivation: Derivation, example: WorkedExample | None) -> str:
+def _formula(expr) -> str | None:
+    try:
+        return to_formula(expr)
+    except ValueError:  # Piecewise, floats: the formula language has no way to write them
+        return None
+
+
+def layer_rules_document(derivation: Derivation, rules: LayerRules, proof: Proof | None) -> dict[str, Any]:
+    """The batch-level rules as data: equations in LaTeX, code lines, kernels, and what the proof checked."""
+    tex = latex_printer({**derivation.notation, **rules.notation})
+
+    def rule(r) -> dict[str, Any]:
+        return {"label": r.label, "layer": r.layer, "lhs": tex(r.lhs), "rhs": tex(r.rhs), "code": r.code, "note": r.note}
+
+    return {
+        "forward": [rule(r) for r in rules.forward],
+        "loss": [rule(r) for r in rules.loss],
+        "backward": [rule(r) for r in rules.backward],
+        "kernels": [
+            {
+                "name": k.name,
+                "args": [str(a) for a in k.args],
+                "expr": _formula(k.expr),
+                "latex": tex(k.expr),
+                "title": k.title,
+            }
+            for k in rules.kernels.values()
+        ],
+        "proof": None
+        if proof is None
+        else {
+            "batch": proof.batch,
+            "network": list(proof.network.sizes),
+            "entries": proof.entries,
+            "identical": proof.identical,
+            "expanded": proof.expanded,
+            "evaluated": proof.evaluated,
+            "failures": list(proof.failures),
+            "passed": proof.passed,
+        },
+    }
+
+
+def json_document(
+    derivation: Derivation, example: WorkedExample | None, rules: LayerRules | None = None, proof: Proof | None = None
+) -> str:
+    """The JSON document; ``rules`` (``layer_rules(derivation.network)``) and their ``proof`` add ``layer_rules``."""
     graph, net = derivation.graph, derivation.network
     doc: dict[str, Any] = {
         "title": net.title,
@@ -101,5 +157,7 @@ def json_document(derivation: Derivation, example: WorkedExample | None) -> str:
             "passed": check.passed,
             "kinks": {str(p): {"left": left, "right": right} for p, (left, right) in check.kinks.items()},
         }
+    if rules is not None:
+        doc["layer_rules"] = layer_rules_document(derivation, rules, proof)
     doc["symbols"] = {str(s): text_name(s, derivation.notation) for s in graph.notation}
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"

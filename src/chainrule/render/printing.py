@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import sympy as sp
+from sympy.printing.conventions import split_super_sub
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.mathml import MathMLPresentationPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
@@ -128,7 +129,13 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
 
     def _print_Symbol(self, sym, style="plain"):
         n = self._settings["notation"].get(sym)
-        return self._notation(n) if n is not None else super()._print_Symbol(sym, style)
+        if n is not None:
+            return self._notation(n)
+        name, supers, subs = split_super_sub(sym.name)
+        if len(name) > 3 and name.endswith("hat") and not supers and not subs:
+            # SymPy's LaTeX printer writes yhat as ŷ (its modifier "hat"); its MathML printer does not.
+            return self._el("mover", super()._print_Symbol(sp.Symbol(name[:-3]), style), self._el("mo", text="^"))
+        return super()._print_Symbol(sym, style)
 
     def _print_AppliedUndef(self, e):
         # σ(z): SymPy writes an undefined function's name as is ("sigma").

@@ -4,7 +4,7 @@ This is the one place that decides how a derivation reads (which rows, which not
 the HTML, LaTeX and Markdown templates all walk the same sections and only format
 them. A row is a run of pieces: SymPy expressions, ``Partial`` symbols, operators,
 numbers, and plain text in notes. Nothing here computes math: every expression comes
-from the Derivation, every number from the WorkedExample.
+from the Derivation or the LayerRules, every number from the WorkedExample or the Proof.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from ..derive import Adjoint, Derivation, Partial
 from .rule_view import lines, step_view
 
 if TYPE_CHECKING:
+    from ..layers import LayerRules, VectorRule
     from ..numeric import WorkedExample
+    from ..proof import Proof
 
 
 #: Closed forms that take more symbols than this when written out are not typeset: their
@@ -61,6 +63,14 @@ EQ, TIMES, PLUS = Op("="), Op("·"), Op("+")
 
 
 @dataclass(frozen=True)
+class Call:
+    """``name(args)``: a function of the generated NumPy code (``k_df1``), its name in the code font."""
+
+    name: str
+    args: tuple
+
+
+@dataclass(frozen=True)
 class Number:
     """A number from the worked example, printed to ten significant digits."""
 
@@ -76,6 +86,8 @@ class Row:
     note: tuple = ()
     #: The rule-by-rule derivation of this row, where it is shown (its first use).
     steps: tuple = ()
+    #: The lines of generated NumPy code that compute this row, for a batch-level rule.
+    code: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,8 @@ class Section:
     title: str
     intro: tuple
     blocks: tuple[Block, ...]
+    #: A paragraph after the blocks (what was checked, and how).
+    closing: tuple = ()
 
 
 def _join(items: Sequence[Any], op: Op) -> tuple:
@@ -311,10 +325,91 @@ def equation_section(d: Derivation) -> Section:
     return Section("equations", "Layer-level equations", intro, tuple(blocks))
 
 
-def sections(d: Derivation, ex: WorkedExample | None) -> tuple[Section, ...]:
+#: What each kind of batch-level rule does, beside its equation.
+RULE_NOTES = {
+    "forward": "layer {layer}: every example's weighted inputs at once",
+    "activation": "layer {layer}: the activation",
+    "loss": "the mean over the batch",
+    "penalty": "the penalty on the weights, added to L once per batch",
+    "BP1": "BP1 for layer {layer}",
+    "BP2": "BP2 for layer {layer}",
+    "BP3": "BP3 for layer {layer}: a sum over the batch",
+    "BP4": "BP4 for layer {layer}: a sum over the batch",
+    "parameter": "the gradient of layer {layer}'s activation parameter: a sum over the batch",
+}
+_X = Op("×")
+
+
+def _rule_row(rule: VectorRule) -> Row:
+    """A batch-level rule: its equation, what it does, and the NumPy lines that compute it."""
+    note = RULE_NOTES.get(rule.label, rule.label).format(layer=rule.layer)
+    if rule.note:
+        note += "; " + rule.note
+    # A rule whose right side is its left side names a quantity only its code spells out.
+    rhs = () if rule.rhs == rule.lhs else (rule.rhs,)
+    return Row((rule.lhs,), rhs, (note,), code=tuple(rule.code.splitlines()))
+
+
+def proof_sentence(proof: Proof, network_sizes: tuple[int, ...]) -> str:
+    """What ``proof`` checked, in one sentence; the entries that differ, if any.
+
+    >>> from chainrule.network import Network, Dense
+    >>> from chainrule.proof import prove
+    >>> net = Network(3, (Dense(3, "tanh"), Dense(1, "identity")), "mse")
+    >>> proof_sentence(prove(net), net.sizes)[:110]
+    'Checked: the generated code, run on symbols for a batch of 2 examples through this network at width ≤ 2, gives'
+    """
+    narrowed = proof.network.sizes != network_sizes
+    where = f" at width ≤ {max(proof.network.sizes)}" if narrowed else ""
+    equal = proof.entries - len(proof.failures)
+    how = f"({proof.identical} identical, {proof.expanded} after expanding, {proof.evaluated} to 50 digits at exact points)"
+    text = (
+        f"{'Checked' if proof.passed else 'Not proved'}: the generated code, run on symbols for a batch of "
+        f"{proof.batch} examples through this network{where}, "
+        f"{'gives' if proof.passed else 'should give'} every entry of Z, A, Δ, the loss and each gradient "
+        f"exactly as the scalar derivation above does: {equal} of {proof.entries} entries equal {how}."
+    )
+    if proof.failures:
+        text += f" These differ: {', '.join(proof.failures)}."
+    return text
+
+
+def batch_section(d: Derivation, rules: LayerRules, proof: Proof | None) -> Section:
+    """The network over a whole batch: matrix rules, each with its NumPy lines, then the kernels and the proof.
+
+    >>> from chainrule import derive, default_network
+    >>> from chainrule.layers import layer_rules
+    >>> d = derive(default_network())
+    >>> section = batch_section(d, layer_rules(d.network), None)
+    >>> [b.key for b in section.blocks], section.blocks[0].rows[0].code
+    (['batch-forward', 'batch-loss', 'batch-backward', 'batch-kernels'], ('Z1 = X @ W1.T + b1',))
+    """
+    N, Zl, Al = sp.Symbol("N"), sp.Symbol("Z^(l)"), sp.Symbol("A^(l)")
+    intro = (
+        "A batch of ", N, " examples is a matrix with one example per row: ", sp.Symbol("X"), " is ",
+        (N, _X, sp.Symbol("n_0")), ", ", Zl, " and ", Al, " are ", (N, _X, sp.Symbol("n_l")), ", and ",
+        d.graph.loss, " is the mean over the batch. Under each rule is the NumPy code that computes it.",
+    )  # fmt: skip
+    groups = (
+        ("forward", "Forward pass", rules.forward),
+        ("loss", "Loss", rules.loss),
+        ("backward", "Backward pass", rules.backward),
+    )
+    blocks = [Block(f"batch-{key}", (title,), tuple(_rule_row(r) for r in group)) for key, title, group in groups if group]
+    kernels = tuple(Row((Call(k.name, k.args),), (k.expr,), (k.title,)) for k in rules.kernels.values())
+    if kernels:
+        blocks.append(Block("batch-kernels", ("Elementwise functions the code calls, entry by entry",), kernels))
+    closing = (proof_sentence(proof, d.network.sizes),) if proof is not None else ()
+    return Section("batch", "The whole batch at once: layer-level rules", intro, tuple(blocks), closing)
+
+
+def sections(
+    d: Derivation, ex: WorkedExample | None, rules: LayerRules | None = None, proof: Proof | None = None
+) -> tuple[Section, ...]:
+    """The outline; with ``rules`` (and their ``proof``), the batch-level rules come last."""
     # The kinds of local derivative already shown step by step, in reading order.
     explained: dict = {}
-    return (
+    outline = (
         forward_section(d, ex),
         activation_section(d),
         backward_section(d, ex, explained),
@@ -322,3 +417,4 @@ def sections(d: Derivation, ex: WorkedExample | None) -> tuple[Section, ...]:
         input_section(d, ex, explained),
         equation_section(d),
     )
+    return outline if rules is None else (*outline, batch_section(d, rules, proof))
