@@ -350,7 +350,7 @@ BAD_SPECS = {
     "unknown key in network": (NETWORK + "foo = 1\n", "network.foo", "unknown key"),
     "unknown key in a layer": (NETWORK.replace("{ units = 2 }", "{ units = 2, size = 3 }"), "network.layers[0].size", "unknown key"),
     "unknown key in example": (WITH_EXAMPLE + "eta = 1\n", "example.eta", "unknown key"),
-    "unknown table": (NETWORK + "[training]\nepochs = 3\n", "training", "unknown key"),
+    "unknown table": (NETWORK + "[trainer]\nepochs = 3\n", "trainer", "unknown key"),
     "zero inputs": (NETWORK.replace("inputs = 2", "inputs = 0"), "network.inputs", "1 to"),
     "negative inputs": (NETWORK.replace("inputs = 2", "inputs = -1"), "network.inputs", "1 to"),
     "zero units": (NETWORK.replace("units = 2", "units = 0"), "network.layers[0].units", "1 to"),

@@ -191,6 +191,7 @@ def _derive(args: argparse.Namespace) -> int:
     from .derive import derive
     from .network import default_network, load
     from .numeric import NumericError, worked_example
+    from .proof import prove
     from .render import DOCUMENT_FORMATS, render_documents
 
     if args.spec is None:
@@ -213,7 +214,15 @@ def _derive(args: argparse.Namespace) -> int:
             f"(relative; tolerance {check.tolerance:g}); this is a bug in chainrule, nothing was written",
             EXIT_CHECK_FAILED,
         )
-    written = _save(render_documents(derivation, example, out, stem, args.format or DOCUMENT_FORMATS), args.out)
+    proof = prove(network)
+    if not proof.passed:
+        return _fail(
+            f"the layer-level rules differ from the scalar derivation at {', '.join(proof.failures[:3])}; "
+            "this is a bug in chainrule, nothing was written",
+            EXIT_CHECK_FAILED,
+        )
+    documents = render_documents(derivation, example, out, stem, args.format or DOCUMENT_FORMATS, proof=proof)
+    written = _save(documents, args.out)
     if written:
         return written
     print(

@@ -122,6 +122,10 @@ def layer_rules(network: Network) -> LayerRules:
         return name
 
     ones = matrix("ones", N, 1, Notation("\\mathbf{1}", "𝟏"))
+
+    def column(size: int) -> sp.MatrixSymbol:
+        return matrix(f"ones_{size}", size, 1, Notation("\\mathbf{1}", "𝟏"))
+
     X = matrix("X", N, sizes[0], Notation("X", "X"))
     Yb = matrix("Y", N, sizes[-1], Notation("Y", "Y"))
     forward: list[VectorRule] = []
@@ -198,7 +202,12 @@ def layer_rules(network: Network) -> LayerRules:
         kernel("k_dpen", (W,), sp.diff(reg.entry.term, W).xreplace(reg_bound), "r′(w)")
         R = sp.Symbol("R")
         total = " + ".join(f"k_pen(W{l}).sum()" for l in range(1, last + 1))
-        loss_rules.append(VectorRule("penalty", None, R, sp.Symbol("R"), f"R = {total}\nL = L + R"))
+        penalty = sp.MatAdd(*[
+            column(sizes[l]).T * matrix(f"r{l}", sizes[l], sizes[l - 1], Notation("r", "r", None, arg=Notation("W", "W", l)))
+            * column(sizes[l - 1])
+            for l in range(1, last + 1)
+        ]) if last > 1 else column(sizes[1]).T * matrix("r1", sizes[1], sizes[0], Notation("r", "r", None, arg=Notation("W", "W", 1))) * column(sizes[0])
+        loss_rules.append(VectorRule("penalty", None, R, penalty, f"R = {total}\nL = L + R"))
 
     # Backward: Δ of the output layer, then for each layer ∂L/∂W, ∂L/∂b, Δ below.
     D = {l: matrix(f"D{l}", N, sizes[l], Notation("\\Delta", "Δ", l)) for l in range(1, last + 1)}
@@ -243,7 +252,9 @@ def layer_rules(network: Network) -> LayerRules:
             backward.append(VectorRule("BP3", l, gb, D[l].T * ones, f"gb{l} = D{l}.sum(axis=0)"))
         if l in learned:
             name = network.activations[l - 1].entry.parameters[0].name
+            parameter = network.activations[l - 1].entry.parameters[0]
             ga = sp.Symbol(f"g{name}{l}")
+            notation[ga] = Notation(parameter.latex, parameter.text, l, of="L")
             dfa = matrix(f"dfa{l}", N, sizes[l], Notation("\\partial f", "∂f", l, arg=Notation("Z", "Z", l)))
             backward.append(VectorRule("parameter", l, ga, ones.T * sp.HadamardProduct(G[l], dfa) * ones,
                                        f"g{name}{l} = (G{l} * k_dfa{l}(Z{l}, A{l}, {name}{l})).sum()"))
