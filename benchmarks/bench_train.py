@@ -23,7 +23,7 @@ The script also times two one-off costs for the same network: ``chainrule.model.
 (target under 1 s) and the scalar derivation, ``chainrule.derive`` plus ``lambdify_graph`` of
 every parameter's gradient (target under 3 s).
 
-Run by hand: ``python benchmarks/bench_train.py`` (under a minute) or ``--quick``. Nothing here
+Run by hand: ``python benchmarks/bench_train.py`` (about a minute) or ``--quick``. Nothing here
 asserts a time.
 """
 
@@ -398,7 +398,8 @@ def main() -> None:
           + ", ".join(f"{label} {value:.3f}" for label, _, value in checks)
           + f" (hand-written grad/forward {hand_paired:.3f})")
     noisy = [label for label, medians, rounds_ in checks if abs(medians / rounds_ - 1) > 0.05]
-    if torch_one and median["PyTorch eager, autograd.grad"] > 1.5 * median[torch_one]:
+    oversubscribed = bool(torch_one) and median["PyTorch eager, autograd.grad"] > 1.5 * median[torch_one]
+    if oversubscribed:
         print(f"WARNING: PyTorch on its default {torch_parts[3].get_num_threads()} threads took "
               f"{median['PyTorch eager, autograd.grad'] / median[torch_one]:.1f}x as long as on 1 thread: its threads were "
               "oversubscribed (other processes hold the CPUs), so its ratio to chainrule says little about PyTorch.")
@@ -410,8 +411,8 @@ def main() -> None:
     print(f"- chainrule loss_and_grad / NumPy by hand: {hand_ratio:.3f}× (target ≤ {HAND_TARGET}×) {verdict(hand_ratio <= HAND_TARGET)}")
     if torch_parts:
         one = f"; on 1 thread {median[torch_one] / ours:.2f}×, no target" if torch_one else ""
-        print(f"- PyTorch eager / chainrule: chainrule {torch_ratio:.2f}× faster (target ≥ {TORCH_TARGET:g}×) "
-              f"{verdict(torch_ratio >= TORCH_TARGET)}{one}")
+        judged = "NO VERDICT (oversubscribed threads, see the warning)" if oversubscribed else verdict(torch_ratio >= TORCH_TARGET)
+        print(f"- PyTorch eager / chainrule: chainrule {torch_ratio:.2f}× faster (target ≥ {TORCH_TARGET:g}×) {judged}{one}")
     else:
         print("- PyTorch eager / chainrule: not installed")
     print(f"- chainrule gradient/forward, loss_and_grad / loss: {grad_forward:.3f} (target ≤ {GRAD_FORWARD_TARGET}) "
