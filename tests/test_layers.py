@@ -48,7 +48,7 @@ def test_sigmoid_with_bce_cancels_to_a_minus_y() -> None:
 def test_softmax_with_cross_entropy_works_on_the_logits() -> None:
     rules = layer_rules(Network(3, (Dense(4, "relu"), Dense(3, "softmax")), "cross_entropy"))
     assert [r.code for r in rules.loss] == ["L = (Y * (S2 - Z2)).sum() / n"]
-    assert rules.backward[0].code == "D2 = (A2 - Y) / n"
+    assert rules.backward[0].code == "D2 = A2 - Y\nD2 /= n"
     assert "targets add up to 1" in rules.backward[0].note
     assert "k_loss" not in rules.kernels
 
@@ -66,5 +66,14 @@ def test_every_matrix_in_the_rules_has_a_written_form() -> None:
 def test_a_layer_without_bias_has_no_bias_rule() -> None:
     rules = layer_rules(Network(2, (Dense(2, "tanh", bias=False), Dense(1, "identity")), "mse"))
     assert rules.forward[0].code == "Z1 = X @ W1.T"
+    assert layer_rules(Network(2, (Dense(2, "tanh"), Dense(1, "identity")), "mse")).forward[0].code == "Z1 = X @ W1.T\nZ1 += b1"
     assert not any(r.code.startswith("gb1") for r in rules.backward)
     assert rules.parameters == ("W1", "W2", "b2")
+
+
+def test_a_derivative_that_is_its_own_argument_is_not_multiplied_in_place() -> None:
+    # f(z) = z²/2 has f′(z) = z: the kernel returns Z itself, which `*=` would overwrite.
+    rules = layer_rules(Network(2, (Dense(2, "z**2/2"), Dense(1, "identity")), "mse"))
+    assert "D1 = G1 * k_df1(Z1, A1)" in [r.code for r in rules.backward]
+    tanh = layer_rules(Network(2, (Dense(2, "tanh"), Dense(1, "identity")), "mse"))
+    assert "D1 = k_df1(Z1, A1)\nD1 *= G1" in [r.code for r in tanh.backward]

@@ -96,7 +96,11 @@ def test_gradients_equal_pytorch(net: Network, batch: int) -> None:
     params = {k: (v + rng.normal(0, 0.1, np.shape(v)) if k.startswith("b") else v) for k, v in params.items()}
     X = rng.normal(size=(batch, net.inputs))
     Y = _targets(net, batch, rng)
+    before = {k: v.copy() for k, v in params.items()}, X.copy(), Y.copy()
     loss, grads = model.loss_and_grad(params, X, Y)
+    # The generated code works in place on its own arrays only.
+    assert all(np.array_equal(params[k], v) for k, v in before[0].items())
+    assert np.array_equal(X, before[1]) and np.array_equal(Y, before[2])
     want_loss, want = torch_batch(net, params, X, Y)
     assert abs(loss - want_loss) <= 1e-12 * max(1.0, abs(want_loss))
     assert model.loss(params, X, Y) == loss
@@ -175,7 +179,7 @@ def test_generated_source_is_straight_line_numpy() -> None:
     model = compile(Network(64, (Dense(32, "tanh"), Dense(10, "softmax")), "cross_entropy"))
     body = model.source.split("def loss_and_grad")[1]
     assert "for " not in body and "while " not in body
-    for line in ("Z1 = X @ W1.T + b1", "D2 = (A2 - Y) / n", "gW2 = D2.T @ A1", "gb2 = D2.sum(axis=0)",
-                 "G1 = D2 @ W2", "D1 = G1 * k_df1(Z1, A1)", "gW1 = D1.T @ X"):
+    for line in ("Z1 = X @ W1.T", "Z1 += b1", "D2 = A2 - Y", "D2 /= n", "gW2 = D2.T @ A1", "gb2 = ones @ D2",
+                 "G1 = D2 @ W2", "D1 = k_df1(Z1, A1)", "D1 *= G1", "gW1 = D1.T @ X"):
         assert f"    {line}\n" in body
     assert "G0" not in body  # nothing is computed for the inputs

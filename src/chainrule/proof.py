@@ -65,12 +65,14 @@ def narrowed(network: Network, width: int) -> Network:
 
 
 def _symbolic_namespace(rules: LayerRules) -> dict[str, object]:
-    names: dict[str, object] = {"exp": np.frompyfunc(sp.exp, 1, 1)}
+    names: dict[str, object] = {"exp": np.frompyfunc(sp.exp, 1, 1), "ones_row": lambda n: np.full(n, sp.Integer(1), dtype=object)}
 
-    def lse_rows(Z):
-        return np.array([[logsumexp(*row)] for row in Z], dtype=object)
+    def softmax_rows(Z):
+        # The graph's own forms: log Σ exp z, and aⱼ = exp(zⱼ - log Σ exp z).
+        S = np.array([[logsumexp(*row)] for row in Z], dtype=object)
+        return S, names["exp"](Z - S)
 
-    names["lse_rows"] = lse_rows
+    names["softmax_rows"] = softmax_rows
     for name, kernel in rules.kernels.items():
         names[name] = np.frompyfunc(_substituter(kernel.args, kernel.expr), len(kernel.args), 1)
     return names
