@@ -24,7 +24,7 @@ from chainrule.graph import Notation
 from chainrule.optim import NOTATION, OPTIMIZERS, SCHEDULES, worked_step
 from chainrule.render.environment import format_number
 from chainrule.render.printing import mathml
-from chainrule.render.training import TABLE_ROWS, render_training, training_documents
+from chainrule.render.training import TABLE_ROWS, _printer_notation, render_training, training_documents
 from chainrule.train import Epoch, Settings, TrainingResult
 
 EVIL = "<script>alert('x')</script> & co"
@@ -242,7 +242,14 @@ def test_documents_are_keyed_by_path(classification: TrainingResult, tmp_path) -
 
 
 def printed(expr) -> str:
-    return mathml(expr, {s: Notation(tex, text) for s, (tex, text) in NOTATION.items()})
+    return mathml(expr, _printer_notation(NOTATION))
+
+
+def test_step_subscripts_are_set_as_subscripts() -> None:
+    notation = _printer_notation(NOTATION)
+    theta = next(s for s in NOTATION if s.name == "theta_{t-1}")
+    assert notation[theta] == Notation("\\theta", "θ", subscript="t-1")
+    assert printed(theta) == "<msub><mi>θ</mi><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub>"
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))

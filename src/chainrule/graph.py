@@ -41,6 +41,8 @@ class Notation:
     of: str | None = None
     #: Written as this symbol applied to ``arg``: f′⁽ˡ⁾(z⁽ˡ⁾).
     arg: Notation | None = None
+    #: A subscript that is not a unit number, in plain text: the "t-1" of θₜ₋₁ (optimizers).
+    subscript: str | None = None
 
 
 @dataclass(frozen=True)

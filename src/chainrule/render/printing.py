@@ -16,6 +16,8 @@ Nothing here edits printed strings.
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,6 +27,7 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.mathml import MathMLPresentationPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pretty.pretty_symbology import greek_unicode
+from sympy.printing.str import StrPrinter
 
 from ..graph import Notation
 
@@ -42,6 +45,8 @@ def notation_latex(n: Notation) -> str:
         core += f"^{{({n.layer})}}"
     if n.indices:
         core += f"_{{{_indices_latex(n.indices)}}}"
+    elif n.subscript is not None:
+        core += f"_{{{n.subscript}}}"
     if n.arg is not None:
         core += f"\\left({notation_latex(n.arg)}\\right)"
     if n.of is not None:
@@ -101,6 +106,8 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
         subs = [self._el("mn", text=str(i)) for i in n.indices]
         if any(i > 9 for i in n.indices):
             subs = [x for i, node in enumerate(subs) for x in ((self._el("mo", text=","), node) if i else (node,))]
+        if not subs and n.subscript is not None:
+            subs = [self._token(part) for part in re.findall(r"[0-9]+|[A-Za-z]+|[^\sA-Za-z0-9]", n.subscript)]
         sub = subs[0] if len(subs) == 1 else self._el("mrow", *subs) if subs else None
         sup = None
         if n.layer is not None:
@@ -119,6 +126,13 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
             top = self._el("mrow", self._el("mo", text="∂"), self._el("mi", text=n.of))
             core = self._el("mfrac", top, self._el("mrow", self._el("mo", text="∂"), core))
         return core
+
+    def _token(self, part: str):
+        if part.isdigit():
+            return self._el("mn", text=part)
+        if part.isalpha():
+            return self._el("mi", text=part)
+        return self._el("mo", text="−" if part == "-" else part)
 
     def _paren(self, text: str):
         # A layer's parentheses are part of a name, not a fence: no stretching, no spacing.
@@ -263,6 +277,37 @@ def mathml_printer(notation: Mapping, **settings) -> Callable[[Any], str]:
 def latex_printer(notation: Mapping, **settings) -> Callable[[Any], str]:
     """One printer for many expressions: expr -> LaTeX text."""
     return NotationLatexPrinter({"notation": notation, **settings}).doprint
+
+
+class _SharingStrPrinter(StrPrinter):
+    """``str(expr)``, printing each shared subexpression once: see ``plain_printer``."""
+
+    def __init__(self) -> None:
+        super().__init__({"order": None})  # the settings str() itself uses
+        self._printed: dict = {}
+
+    def _print(self, expr, **kwargs) -> str:
+        if kwargs:
+            return super()._print(expr, **kwargs)
+        # A Float prints its trailing zeros only at the top level (full_prec="auto").
+        key = (expr, self._print_level > 0)
+        if key not in self._printed:
+            self._printed[key] = super()._print(expr)
+        return self._printed[key]
+
+
+def plain_printer() -> Callable[[Any], str]:
+    """One printer for many expressions: expr -> exactly ``str(expr)``.
+
+    The gradients of a wide layer share their δs: printed with ``str``, a 64-32-10 network's
+    2410 closed forms took seconds. This printer remembers what it printed, for one call.
+
+    >>> x, y = sp.symbols("x y")
+    >>> show = plain_printer()
+    >>> show(sp.Float(2.5) * (x + y) ** 2) == str(sp.Float(2.5) * (x + y) ** 2), show(sp.Float(2.0))
+    (True, '2.00000000000000')
+    """
+    return _SharingStrPrinter().doprint
 
 
 def mathml(expr, notation: Mapping = {}, **settings) -> str:

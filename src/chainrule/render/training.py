@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -141,7 +142,16 @@ def _update_rule(
 
 def _printer_notation(notation: Mapping[sp.Symbol, tuple[str, str]] | None) -> dict[sp.Symbol, Notation]:
     """optim's (LaTeX, Unicode) pairs as the printers' ``Notation``."""
-    return {symbol: Notation(tex, text) for symbol, (tex, text) in (notation or {}).items()}
+    written = {}
+    for symbol, (tex, text) in (notation or {}).items():
+        # "m_{t-1}" is m with the subscript t-1: set as a subscript, so that m stays an italic letter.
+        match = re.fullmatch(r"(.+?)_\{?([^{}]+)\}?", tex)
+        if match is None:
+            written[symbol] = Notation(tex, text)
+        else:
+            base = re.split(r"[_ₜ₋₀₁₂₃₄₅₆₇₈₉]", text)[0]
+            written[symbol] = Notation(match.group(1), base, subscript=match.group(2).replace("\\", ""))
+    return written
 
 
 def _finite(value: Any) -> bool:
