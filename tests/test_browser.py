@@ -162,6 +162,10 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 OTHER_PAGES = {
     "softmax-3-class": lambda: _derived(load(EXAMPLES / "softmax-3-class.toml")),
     "custom-formulas": lambda: _derived(load(EXAMPLES / "custom-formulas.toml")),
+    # Summaries of wide networks: long notes and shortened pictures must fit too.
+    "iris": lambda: _derived(load(EXAMPLES / "iris.toml")),
+    "moons": lambda: _derived(load(EXAMPLES / "moons.toml")),
+    "digits": lambda: _derived(load(EXAMPLES / "digits.toml")),
     "explain-logistic": lambda: render_explanation(explain("log(1+exp(w*x+b))", ["w", "b"], {"w": 0.5, "x": 2, "b": -1}), "html"),
     "explain-hessian": lambda: render_explanation(explain("x**3*y + exp(x*y)", [], {"x": 0.5, "y": -0.25}, 2), "html"),
 }

@@ -32,6 +32,10 @@ NETWORKS = {
     "special-title": lambda: Network(2, (Dense(2, "sigmoid"), Dense(2, "tanh")), "mse", title=SPECIAL_TITLE),
     "softmax-3-class": lambda: load(EXAMPLES / "softmax-3-class.toml"),
     "custom-formulas": lambda: load(EXAMPLES / "custom-formulas.toml"),
+    # Summaries (more than 60 parameters); digits' whole picture once ran pdflatex out of memory.
+    "iris": lambda: load(EXAMPLES / "iris.toml"),
+    "moons": lambda: load(EXAMPLES / "moons.toml"),
+    "digits": lambda: load(EXAMPLES / "digits.toml"),
     "new-activations": lambda: Network(
         2,
         (Dense(2, "gelu"), Dense(2, {"name": "elu", "alpha": 0.5}), Dense(2, "prelu"), Dense(1, "softsign")),

@@ -21,6 +21,7 @@ from .diagram import network_diagram
 from .environment import html_environment, latex_environment, markdown_environment
 from .json_document import json_document
 from .steps import sections
+from .summary import value_rows
 
 if TYPE_CHECKING:
     from ..derive import Derivation
@@ -63,6 +64,8 @@ def _context(derivation: Derivation, example: WorkedExample | None, shared: Shar
         "ex": example,
         "fragment": fragment,
         "diagram": network_diagram,
+        # The rows of the tables of numbers: all of them, or a summary's first rows of each list.
+        "rows": value_rows(derivation),
     }
 
 

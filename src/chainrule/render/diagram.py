@@ -19,12 +19,23 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ..derive import Derivation
+from ..graph import Graph
 from .printing import text_name
 
 COLUMN = 150
 ROW = 64
 RADIUS = 21
 MARGIN = 36
+#: A layer wider than this is drawn as its first units, an ellipsis and its last unit, and
+#: so is every layer wider than FIRST_UNITS + 1 if the picture would still have more weights
+#: than MOST_EDGES: past that the lines are a blur (a 64-32-10 network has 2368 of them),
+#: SVG pictures of it repeated per parameter ran to hundreds of megabytes, and LaTeX's
+#: picture environment ran out of memory.
+WIDEST_LAYER = 12
+MOST_EDGES = 200
+FIRST_UNITS = 3
+#: Room under the units of a shortened picture for each column's size ("64 inputs").
+CAPTION = 30
 
 
 @dataclass(frozen=True)
@@ -34,7 +45,7 @@ class Unit:
     title: str
     x: float
     y: float
-    kind: str  # "input", "unit", "bias" or "loss"
+    kind: str  # "input", "unit", "bias", "loss", or "more" for the units an ellipsis stands for
     lit: bool
     symbol: sp.Basic | None = None
 
@@ -59,6 +70,15 @@ class Edge:
 
 
 @dataclass(frozen=True)
+class Caption:
+    """Text under a column of a shortened picture: how many units it has."""
+
+    text: str
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
 class Diagram:
     width: float
     height: float
@@ -67,6 +87,8 @@ class Diagram:
     lit: str | None
     #: Whether the edges have room for their parameter's name.
     labels: bool
+    #: Column sizes, when some columns are drawn shortened.
+    captions: tuple[Caption, ...] = ()
 
 
 def _descendants(derivation: Derivation, start: sp.Symbol) -> set[sp.Symbol]:
@@ -84,13 +106,56 @@ def _descendants(derivation: Derivation, start: sp.Symbol) -> set[sp.Symbol]:
     return seen
 
 
+def _own_units(graph: Graph, lit: sp.Symbol | None) -> dict[int, set[int]]:
+    """Column -> rows of the units joined by ``lit``'s own connection, which must be drawn."""
+    own: dict[int, set[int]] = {}
+    for layer in graph.layers:
+        for j, row in enumerate(layer.weights):
+            for k, w in enumerate(row):
+                if w == lit:
+                    own.setdefault(layer.number - 1, set()).add(k)
+                    own.setdefault(layer.number, set()).add(j)
+            if layer.biases is not None and layer.biases[j] == lit:
+                own.setdefault(layer.number, set()).add(j)
+    return own
+
+
+def _drawn(sizes: list[int], own: dict[int, set[int]]) -> list[list[int | tuple[int, int]]]:
+    """Each column's rows: a unit's index, or (first, last) for the run an ellipsis stands for."""
+
+    def weights(widest: int) -> int:
+        kept = [n if n <= widest else FIRST_UNITS + 1 for n in sizes]
+        return sum(m * n for m, n in zip(kept, kept[1:]))
+
+    widest = WIDEST_LAYER if weights(WIDEST_LAYER) <= MOST_EDGES else FIRST_UNITS + 1
+    columns: list[list[int | tuple[int, int]]] = []
+    for column, n in enumerate(sizes):
+        shown = sorted(set(range(FIRST_UNITS)) | {n - 1} | own.get(column, set())) if n > widest else range(n)
+        rows: list[int | tuple[int, int]] = []
+        for before, index in zip([-1, *shown], shown):
+            # An ellipsis takes a unit's room: it stands for two units or more.
+            if index == before + 2:
+                rows.append(before + 1)
+            elif index > before + 2:
+                rows.append((before + 1, index - 1))
+            rows.append(index)
+        columns.append(rows)
+    return columns
+
+
 def network_diagram(derivation: Derivation, lit: sp.Symbol | None = None) -> Diagram:
-    """Lay out the network left to right; with ``lit``, mark that parameter's paths to the loss."""
+    """Lay out the network left to right; with ``lit``, mark that parameter's paths to the loss.
+
+    A network too big to draw whole is drawn shortened (see WIDEST_LAYER); every unit on
+    ``lit``'s own connection is drawn even then.
+    """
     graph, notation = derivation.graph, derivation.notation
     downstream = _descendants(derivation, lit) if lit is not None else set()
-    tallest = max(len(graph.inputs), *(len(layer.a) + (layer.biases is not None) for layer in graph.layers))
-    height = 2 * MARGIN + (tallest - 1) * ROW
     columns = [graph.inputs, *(layer.a for layer in graph.layers)]
+    rows = _drawn([len(c) for c in columns], _own_units(graph, lit))
+    shortened = any(isinstance(index, tuple) for column in rows for index in column)
+    tallest = max(len(rows[0]), *(len(rows[layer.number]) + (layer.biases is not None) for layer in graph.layers))
+    height = 2 * MARGIN + (tallest - 1) * ROW
 
     def place(column: int, row: int, count: int) -> tuple[float, float]:
         return MARGIN + column * COLUMN, height / 2 + (row - (count - 1) / 2) * ROW
@@ -98,8 +163,15 @@ def network_diagram(derivation: Derivation, lit: sp.Symbol | None = None) -> Dia
     units: list[Unit] = []
     position: dict[sp.Symbol, tuple[float, float]] = {}
     for column, symbols in enumerate(columns):
-        for row, symbol in enumerate(symbols):
-            position[symbol] = place(column, row, len(symbols))
+        for row, index in enumerate(rows[column]):
+            if isinstance(index, tuple):
+                first, last = index[0] + 1, index[1] + 1
+                title = f"inputs {first} to {last}" if column == 0 else f"units {first} to {last} of layer {column}"
+                at = place(column, row, len(rows[column]))
+                units.append(Unit(f"more{column}_{first}", "⋮", title + ", not drawn", *at, "more", False))
+                continue
+            symbol = symbols[index]
+            position[symbol] = place(column, row, len(rows[column]))
             kind = "input" if column == 0 else "unit"
             title = text_name(symbol, notation)
             units.append(Unit(str(symbol), title, title, *position[symbol], kind, symbol in downstream, symbol))
@@ -110,8 +182,12 @@ def network_diagram(derivation: Derivation, lit: sp.Symbol | None = None) -> Dia
         if layer.biases is not None:
             units.append(Unit(f"one{layer.number}", "+1", "bias input of layer " + str(layer.number), x_bias, y_bias, "bias", False))
         for j, a in enumerate(layer.a):
+            if a not in position:
+                continue
             x2, y2 = position[a]
             for k, source in enumerate(layer.inputs):
+                if source not in position:
+                    continue
                 w = layer.weights[j][k]
                 lit_edge = w == lit or source in downstream
                 edges.append(Edge(str(w), text_name(w, notation), *position[source], x2, y2, lit_edge, w == lit, w))
@@ -122,6 +198,14 @@ def network_diagram(derivation: Derivation, lit: sp.Symbol | None = None) -> Dia
     y_loss = height / 2
     units.append(Unit("L", "L", "loss", x_loss, y_loss, "loss", lit is not None, graph.loss))
     for a in graph.outputs:
-        edges.append(Edge(f"{a}_L", "", *position[a], x_loss, y_loss, a in downstream, False))
+        if a in position:
+            edges.append(Edge(f"{a}_L", "", *position[a], x_loss, y_loss, a in downstream, False))
     width = x_loss + MARGIN
-    return Diagram(width, height, tuple(units), tuple(edges), str(lit) if lit is not None else None, tallest <= 3)
+    captions: tuple[Caption, ...] = ()
+    if shortened:
+        sizes = [len(c) for c in columns]
+        words = [f"{sizes[0]} input{'s' if sizes[0] > 1 else ''}"] + [f"{n} unit{'s' if n > 1 else ''}" for n in sizes[1:]]
+        below = max(u.y for u in units if u.kind != "loss") + RADIUS + CAPTION / 2
+        captions = tuple(Caption(text, MARGIN + column * COLUMN, below) for column, text in enumerate(words))
+        height = max(height, below + CAPTION / 2)
+    return Diagram(width, height, tuple(units), tuple(edges), str(lit) if lit is not None else None, tallest <= 3, captions)

@@ -22,6 +22,7 @@ from markupsafe import Markup
 from ..derive import Partial
 from . import printing
 from .steps import Call, Number, Op
+from .summary import More
 
 #: How templates tell the pieces of a row apart: ``{% if p is op %}``.
 PIECE_TESTS = {
@@ -31,6 +32,8 @@ PIECE_TESTS = {
     "partial": lambda p: isinstance(p, Partial),
     "text": lambda p: isinstance(p, str),
     "run": lambda p: isinstance(p, tuple),
+    # A line of a table standing for the rows a summary leaves out.
+    "more": lambda p: isinstance(p, More),
 }
 
 

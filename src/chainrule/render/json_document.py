@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..expr import to_formula
 from ..graph import parameter_names
-from .printing import latex_printer, text_name
+from .printing import latex_printer, plain_printer, text_name
 from .steps import closed_form_shown
 
 if TYPE_CHECKING:
@@ -39,9 +39,6 @@ def _nested(symbols, leaf) -> Any:
     return leaf(symbols)
 
 
-def _closed(expr) -> str | None:
-    """A closed form as text, or null where it is too long to write out (see steps)."""
-    return str(expr) if closed_form_shown(expr) else None
 
 
 def _formula(expr) -> str | None:
@@ -92,6 +89,12 @@ def json_document(
 ) -> str:
     """The JSON document; ``rules`` (``layer_rules(derivation.network)``) and their ``proof`` add ``layer_rules``."""
     graph, net = derivation.graph, derivation.network
+    text = plain_printer()
+
+    def closed(expr) -> str | None:
+        """A closed form as text, or null where it is too long to write out (see steps)."""
+        return text(expr) if closed_form_shown(expr) else None
+
     doc: dict[str, Any] = {
         "title": net.title,
         "network": {
@@ -133,16 +136,16 @@ def json_document(
             entry["updated"] = _nested(symbols, lambda s: example.updated[s])
             entry["finite_difference"] = _nested(symbols, lambda s: example.check.finite_differences[s])
         entry["symbolic"] = {
-            "substituted": _nested(symbols, lambda s: str(derivation.adjoints[s].substituted)),
-            "closed": _nested(symbols, lambda s: _closed(derivation.adjoints[s].closed)),
+            "substituted": _nested(symbols, lambda s: text(derivation.adjoints[s].substituted)),
+            "closed": _nested(symbols, lambda s: closed(derivation.adjoints[s].closed)),
         }
         parameters[name] = entry
     doc["parameters"] = parameters
     doc["deltas_symbolic"] = {
         str(a.name): {
-            "substituted": str(a.substituted),
-            "closed": _closed(a.closed),
-            "simplified": None if a.simplified is None else str(a.simplified),
+            "substituted": text(a.substituted),
+            "closed": closed(a.closed),
+            "simplified": None if a.simplified is None else text(a.simplified),
             "assumption": a.assumption,
         }
         for a in derivation.deltas

@@ -17,6 +17,7 @@ import sympy as sp
 
 from ..derive import Adjoint, Derivation, Partial
 from .rule_view import lines, step_view
+from .summary import LONGEST_LIST, SUMMARY_NOTE, SUMMARY_ROWS, More, first_rows, is_summary, representatives
 
 if TYPE_CHECKING:
     from ..layers import LayerRules, VectorRule
@@ -100,6 +101,8 @@ class Block:
     where: tuple[Row, ...] = ()
     #: A parameter whose chain the network picture lights, if any.
     lit: sp.Symbol | None = None
+    #: In a summary, what the block leaves out ("… and 24 more units of layer 1").
+    omitted: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class Section:
     blocks: tuple[Block, ...]
     #: A paragraph after the blocks (what was checked, and how).
     closing: tuple = ()
+    #: In a summary, the blocks left out: how many, how they follow, where their values are.
+    omitted: tuple = ()
 
 
 def _join(items: Sequence[Any], op: Op) -> tuple:
@@ -152,7 +157,8 @@ def _local_row(d: Derivation, of: sp.Symbol, wrt: sp.Symbol, explained: dict | N
     rhs += (local.shown,)
     display = d.graph.node(of).display
     # A definition too long for a note (a loss with a penalty on every weight) is named, not repeated.
-    note: tuple = ("from ", (of, EQ, display)) if written_size(display) <= LONGEST_NOTE else ("from the definition of ", of)
+    longest = SUMMARY_NOTE if is_summary(d) else LONGEST_NOTE
+    note: tuple = ("from ", (of, EQ, display)) if written_size(display) <= longest else ("from the definition of ", of)
     steps: tuple = ()
     if explained is not None:
         kind = _kind(d, of, wrt)
@@ -210,7 +216,12 @@ def adjoint_block(
     if len(adj.terms) > 1 or reused:
         note: tuple = ("multivariable chain rule: a sum over the quantities that use ", adj.node) if len(adj.terms) > 1 else ()
         if reused:
-            note += (("; " if note else "") + "reusing ", _join(tuple(dict.fromkeys(reused)), Op(",")), " from the backward pass")
+            reused = list(dict.fromkeys(reused))
+            listed: tuple = (_join(tuple(reused), Op(",")),)
+            if is_summary(d) and len(reused) > LONGEST_LIST:
+                # The first and the last, each a formula of its own, so that the note can break between them.
+                listed = (reused[0], ", …, ", reused[-1])
+            note += (("; " if note else "") + "reusing ", *listed, " from the backward pass")
         rows.append(Row(() if rows else lhs, _join([_join(t, TIMES) for t in terms], PLUS), note))
     note = ("local derivatives substituted",)
     if adj.closed != adj.substituted and not closed_form_shown(adj.closed):
@@ -234,8 +245,14 @@ def forward_section(d: Derivation, ex: WorkedExample | None) -> Section:
     blocks = []
     for layer in d.graph.layers:
         rows = []
-        for z, a in zip(layer.z, layer.a):
-            for symbol in (z, a):
+        units = tuple(zip(layer.z, layer.a))
+        if is_summary(d):
+            units = first_rows(units, f"units of layer {layer.number}")
+        omitted = tuple(u.text for u in units if isinstance(u, More))
+        for unit in units:
+            if isinstance(unit, More):
+                continue
+            for symbol in unit:
                 node = d.graph.node(symbol)
                 rhs: tuple = (node.display,)
                 if node.display != node.expr:
@@ -244,7 +261,7 @@ def forward_section(d: Derivation, ex: WorkedExample | None) -> Section:
                     rhs += (EQ, Number(ex.values[symbol]))
                 rows.append(Row((symbol,), rhs))
         title = (f"Layer {layer.number}: {len(layer.z)} {layer.activation} unit{'s' if len(layer.z) > 1 else ''}",)
-        blocks.append(Block(f"forward-{layer.number}", title, tuple(rows)))
+        blocks.append(Block(f"forward-{layer.number}", title, tuple(rows), omitted=omitted))
     loss = d.graph.node(d.graph.loss)
     in_layers = {s for layer in d.graph.layers for s in (*layer.z, *layer.a)}
     # Nodes beside the layers and the loss (the penalty R) are defined just before L.
@@ -285,29 +302,73 @@ def activation_section(d: Derivation) -> Section:
     return Section("activations", "Activation derivatives", intro, tuple(blocks))
 
 
+def _in_vector_form(d: Derivation, labels: tuple[str, ...]) -> tuple:
+    """The layer equations of ``labels`` as a list of formulas: "δ⁽²⁾ = … (BP1), δ⁽¹⁾ = … (BP2)"."""
+    out: list = []
+    for eq in d.equations:
+        if eq.label in labels:
+            out += [", "] if out else []
+            out += [(eq.lhs, EQ, eq.rhs), f" ({eq.label})"]
+    return tuple(out)
+
+
+def _omitted(lead: str, how: tuple, equations: tuple = ()) -> tuple:
+    """The sentence that ends a summary's section: what it leaves out, how those follow, where they are."""
+    sentence: tuple = (f"{lead} not shown: ", *how)
+    if equations:
+        sentence += (". In vector form, all at once: ", *equations)
+        return (*sentence, ". Every value is in the JSON document, and the layer-level rules below compute them all.")
+    return (*sentence, ". Every value is in the JSON document.")
+
+
 def backward_section(d: Derivation, ex: WorkedExample | None, explained: dict) -> Section:
+    summary = is_summary(d)
     blocks = []
     for layer in reversed(d.graph.layers):
-        for a in layer.a:
+        for a in layer.a[:1] if summary else layer.a:
             blocks.append(adjoint_block(d, ex, d.adjoint(a), f"adjoint-{a}", explained=explained))
-        for z in layer.z:
+        for z in layer.z[:1] if summary else layer.z:
             blocks.append(adjoint_block(d, ex, d.adjoint(z), f"adjoint-{z}", explained=explained))
     intro = (
         "The backward pass starts at the loss. Each δ is derived once, from the δs of the layer above, and then reused.",
     )
-    return Section("backward", "Backward pass: the δ of every unit", intro, tuple(blocks))
+    omitted: tuple = ()
+    hidden = sum(len(layer.z) - 1 for layer in d.graph.layers)
+    if summary and hidden:
+        omitted = _omitted(
+            f"The δ and ∂L/∂a of the other {hidden} unit{'s' if hidden > 1 else ''} are",
+            ("each takes the same steps as those of the first unit of its layer, with other indices",),
+            _in_vector_form(d, ("BP1", "BP2")),
+        )
+    return Section("backward", "Backward pass: the δ of every unit", intro, tuple(blocks), omitted=omitted)
 
 
 def gradient_section(d: Derivation, ex: WorkedExample | None, explained: dict) -> Section:
-    blocks = [adjoint_block(d, ex, g, f"gradient-{g.node}", g.node, explained) for g in d.gradients]
+    shown = set(representatives(d)) if is_summary(d) else set(d.graph.parameters)
+    blocks = [adjoint_block(d, ex, g, f"gradient-{g.node}", g.node, explained) for g in d.gradients if g.node in shown]
     intro = ("Every weight and bias gets its gradient from the δ of the unit it feeds.",)
-    return Section("gradients", "Gradients of the parameters", intro, tuple(blocks))
+    omitted: tuple = ()
+    if len(blocks) < len(d.gradients):
+        omitted = _omitted(
+            f"The other {len(d.gradients) - len(blocks)} of the {len(d.gradients)} gradients are",
+            ("each takes the same steps as the one shown for its array, with other indices",),
+            _in_vector_form(d, ("BP3", "BP4")),
+        )
+    return Section("gradients", "Gradients of the parameters", intro, tuple(blocks), omitted=omitted)
 
 
 def input_section(d: Derivation, ex: WorkedExample | None, explained: dict) -> Section:
-    blocks = [adjoint_block(d, ex, d.adjoint(x), f"input-{x}", explained=explained) for x in d.graph.inputs]
+    inputs = d.graph.inputs[:1] if is_summary(d) else d.graph.inputs
+    blocks = [adjoint_block(d, ex, d.adjoint(x), f"input-{x}", explained=explained) for x in inputs]
     intro = ("The same walk gives the gradient with respect to the inputs (a saliency map of this example).",)
-    return Section("inputs", "Gradients of the inputs", intro, tuple(blocks))
+    omitted: tuple = ()
+    if len(inputs) < len(d.graph.inputs):
+        others = len(d.graph.inputs) - 1
+        omitted = _omitted(
+            f"The gradients of the other {others} input{'s' if others > 1 else ''} are",
+            ("each takes the same steps as ", Partial(d.graph.loss, d.graph.inputs[0]), ", with another index"),
+        )
+    return Section("inputs", "Gradients of the inputs", intro, tuple(blocks), omitted=omitted)
 
 
 def equation_section(d: Derivation) -> Section:
@@ -319,8 +380,13 @@ def equation_section(d: Derivation) -> Section:
     }
     blocks = []
     for eq in d.equations:
-        rows = (Row((eq.lhs,), (eq.rhs, EQ, eq.explicit), (labels[eq.label],)),)
-        blocks.append(Block(f"{eq.label}-{eq.layer}", (f"{eq.label} for layer {eq.layer}",), rows))
+        rows, cols = eq.explicit.shape
+        if is_summary(d) and max(rows, cols) > SUMMARY_ROWS:
+            size = f"{rows} × {cols}" if cols > 1 else f"{rows}"
+            row = Row((eq.lhs,), (eq.rhs,), (f"{labels[eq.label]}; its {size} entries are in the JSON document",))
+        else:
+            row = Row((eq.lhs,), (eq.rhs, EQ, eq.explicit), (labels[eq.label],))
+        blocks.append(Block(f"{eq.label}-{eq.layer}", (f"{eq.label} for layer {eq.layer}",), (row,)))
     intro = ("The same results in vector form, written out for this network; ∘ multiplies entry by entry.",)
     return Section("equations", "Layer-level equations", intro, tuple(blocks))
 
@@ -382,7 +448,7 @@ def batch_section(d: Derivation, rules: LayerRules, proof: Proof | None) -> Sect
     >>> d = derive(default_network())
     >>> section = batch_section(d, layer_rules(d.network), None)
     >>> [b.key for b in section.blocks], section.blocks[0].rows[0].code
-    (['batch-forward', 'batch-loss', 'batch-backward', 'batch-kernels'], ('Z1 = X @ W1.T + b1',))
+    (['batch-forward', 'batch-loss', 'batch-backward', 'batch-kernels'], ('Z1 = X @ W1.T', 'Z1 += b1'))
     """
     N, Zl, Al = sp.Symbol("N"), sp.Symbol("Z^(l)"), sp.Symbol("A^(l)")
     intro = (
