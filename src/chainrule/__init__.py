@@ -9,14 +9,26 @@ delta1_1*x_1
 
 __version__ = "0.1.0"
 
+from importlib import import_module
+
 from .catalog import ACTIVATIONS, LOSSES, REGULARIZERS
-from .datasets import DATASETS, Dataset, DataError, load_dataset
 from .derive import Derivation, derive
-from .model import INIT_SCHEMES, Model, compile
 from .network import Dense, Example, Network, SpecError, default_network, load, loads
 from .numeric import WorkedExample, draw_point, worked_example
-from .optim import OPTIMIZERS, SCHEDULES
-from .train import Settings, TrainingResult, fit, settings
+
+#: Training names load their modules on first use, so that deriving never imports them.
+_LAZY = {
+    "DATASETS": "datasets", "Dataset": "datasets", "DataError": "datasets", "load_dataset": "datasets",
+    "INIT_SCHEMES": "model", "Model": "model", "compile": "model",
+    "OPTIMIZERS": "optim", "SCHEDULES": "optim",
+    "Settings": "train", "TrainingResult": "train", "fit": "train", "settings": "train",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
 
 __all__ = [
     "ACTIVATIONS",

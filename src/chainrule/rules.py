@@ -551,9 +551,25 @@ def _simplified(rule):
     return SimplifyRule(rule.expr, rule.variable, rule, best)
 
 
-def _equal(a, b):
-    """Proven equal: simplify of the difference, with σ and tanh written by exponentials."""
+def _equal(a, b, u=None):
+    """Proven equal: the difference, with σ and tanh written by exponentials, is 0.
+
+    Where every exponential is exp(k·u) with k rational, writing each as tᵏ makes the
+    difference a rational function of t (and the other symbols); ``cancel`` reducing it to
+    0 proves it 0 for every t, so for t = eᵘ. That is fast; ``simplify`` is the fallback.
+    """
     diff = (a - b).rewrite(sp.exp)
+    if u is not None:
+        t = sp.Dummy("t", positive=True)
+        powers = {}
+        for e in diff.atoms(sp.exp):
+            k = sp.cancel(e.args[0] / u)
+            if not k.is_Rational:
+                break
+            powers[e] = t**k
+        else:
+            if sp.cancel(diff.xreplace(powers)) == 0:
+                return True
     return sp.simplify(diff) == 0
 
 
@@ -591,7 +607,7 @@ def _familiar(rule):
         for name, pattern in FAMILIAR_FORMS.items():
             form = pattern.xreplace({_U: u})
             c = _factor_of(raw, form, u)
-            if c is not None and _equal(raw, c * form):
+            if c is not None and _equal(raw, c * form, u):
                 return FamiliarFormRule(rule.expr, rule.variable, rule, name, c * form)
     return rule
 
