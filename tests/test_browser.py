@@ -167,8 +167,23 @@ OTHER_PAGES = {
     "moons": lambda: _derived(load(EXAMPLES / "moons.toml")),
     "digits": lambda: _derived(load(EXAMPLES / "digits.toml")),
     "explain-logistic": lambda: render_explanation(explain("log(1+exp(w*x+b))", ["w", "b"], {"w": 0.5, "x": 2, "b": -1}), "html"),
+    "training-report": lambda: _training_report(),
     "explain-hessian": lambda: render_explanation(explain("x**3*y + exp(x*y)", [], {"x": 0.5, "y": -0.25}, 2), "html"),
 }
+
+
+def _training_report() -> str:
+    from chainrule.datasets import load_dataset
+    from chainrule.model import compile
+    from chainrule.optim import NOTATION, OPTIMIZERS, SCHEDULES, worked_step
+    from chainrule.render.training import render_training
+    from chainrule.train import fit, settings
+
+    net = load(EXAMPLES / "iris.toml")
+    run = settings(net.training, {"epochs": 40, "schedule": "cosine"})
+    result = fit(compile(net), load_dataset("iris", outputs=3, targets="distribution"), run, title=net.title)
+    update = worked_step(OPTIMIZERS[run.optimizer], *result.first_step, run.learning_rate, run.hyperparameters)
+    return render_training(result, "html", update, OPTIMIZERS[run.optimizer], SCHEDULES[run.schedule], NOTATION)
 
 
 def _derived(network) -> str:
