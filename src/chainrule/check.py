@@ -1,0 +1,255 @@
+"""Checking hand-written gradients: a reference gradient, the wrong entries, and the likely bug.
+
+The reference is exact where it can be: the symbolic derivative of a formula or a SymPy
+expression, or, for a plain Python function of the inputs, the complex step
+(Im f(x + ih)/h, exact to rounding for real-analytic code) and otherwise central
+differences extrapolated by Richardson with a stated error. A mismatch is explained by
+testing candidate transformations of the expected values (transposed, a factor 2, ½, −1,
+N or 1/N, another variable's gradient, a batch not summed) against what was returned:
+a diagnosis is named only when it reproduces the returned values.
+
+>>> assert_gradient(lambda x, y: {"x": 2 * x * y, "y": x**2}, "x**2*y", at={"x": 1.5, "y": -2.0})
+>>> try:
+...     assert_gradient(lambda x: x, "x**2", at={"x": 3.0})
+... except AssertionError as exc:
+...     print(str(exc).splitlines()[1])
+  x: expected 6 = 2*x, got 3 (abs. error 3, rel. error 0.5); a missing factor 2 (d/dx x² = 2x)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from . import expr as formula_language
+from .stable import NUMPY
+
+#: Relative tolerance of a float64 check against an exact reference: a bug of relative size
+#: 1e-6 is caught, and rounding in any reasonable float64 gradient (≈ 1e-13) passes.
+RTOL_FLOAT64 = 1e-8
+#: float32 carries about 7 digits; its rounding alone reaches 1e-5 on long sums.
+RTOL_FLOAT32 = 1e-4
+_FACTORS = {
+    2.0: "an extra factor 2",
+    0.5: "a missing factor 2 (d/dx x² = 2x)",
+    -1.0: "a flipped sign (gradient ascent, or y − ŷ for ŷ − y)",
+}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The expected gradient by variable name, how it was computed, and its error bound."""
+
+    values: Mapping[str, np.ndarray]
+    method: str  # "symbolic", "complex step", "Richardson"
+    error: float  # an estimate of the reference's own absolute error (0 for symbolic)
+    formulas: Mapping[str, sp.Expr] | None = None
+
+
+def reference_gradient(reference, at: Mapping[str, object], wrt: tuple[str, ...]) -> Reference:
+    """The gradient of ``reference`` (formula text, SymPy expression or function) at ``at``.
+
+    >>> reference_gradient("x*sin(y)", {"x": 2.0, "y": 0.0}, ("x", "y")).values
+    {'x': array(0.), 'y': array(2.)}
+    """
+    if isinstance(reference, str):
+        return _symbolic(formula_language.parse(reference, list(at), what="reference"), at, wrt)
+    if isinstance(reference, sp.Basic):
+        return _symbolic(reference, at, wrt)
+    if callable(reference):
+        return _numeric(reference, at, wrt)
+    raise TypeError(f"reference must be a formula, a SymPy expression or a function, got {type(reference).__name__}")
+
+
+def _symbolic(expression: sp.Expr, at, wrt) -> Reference:
+    symbols = {s.name: s for s in expression.free_symbols}
+    missing = sorted(set(symbols) - set(at))
+    if missing:
+        raise ValueError(f"at: no value for {', '.join(missing)}; give every variable of the reference")
+    for name in at:
+        symbols.setdefault(name, sp.Symbol(name, real=True))
+    args = [symbols[name] for name in at]
+    formulas = {name: sp.diff(expression, symbols[name]) for name in wrt}
+    values = {}
+    for name, derivative in formulas.items():
+        function = sp.lambdify(args, derivative, modules=[NUMPY, np])
+        values[name] = np.asarray(function(*[np.asarray(at[n], dtype=float) for n in at]), dtype=float)
+    return Reference(values, "symbolic", 0.0, formulas)
+
+
+def _numeric(function: Callable, at, wrt) -> Reference:
+    base = {name: np.array(value, dtype=float) for name, value in at.items()}
+    try:
+        return _complex_step(function, base, wrt)
+    except (TypeError, ValueError, OverflowError, ArithmeticError):
+        return _richardson(function, base, wrt)
+
+
+def _complex_step(function, base, wrt) -> Reference:
+    # Im f(x + ih)/h has no subtraction, so no cancellation: h can be tiny and the result is
+    # exact to rounding, wherever f is real-analytic code that passes complex numbers through.
+    h = 1e-30
+    values = {}
+    for name in wrt:
+        grad = np.zeros(base[name].shape)
+        for index in np.ndindex(base[name].shape or ()):
+            args = {k: v.astype(complex) for k, v in base.items()}
+            args[name][index] += 1j * h
+            out = complex(np.asarray(function(**args)).item())
+            grad[index] = out.imag / h
+        values[name] = grad
+    # A function that dropped the imaginary part (abs, comparisons, float()) gives zeros
+    # where differences do not; check one entry each against a difference before trusting it.
+    check = _richardson(function, base, wrt)
+    for name in wrt:
+        if not np.allclose(values[name], check.values[name], rtol=1e-5, atol=1e-7 + 10 * check.error):
+            raise ValueError("the function does not carry complex numbers through")
+    return Reference(values, "complex step", 1e-15, None)
+
+
+def _richardson(function, base, wrt) -> Reference:
+    def f(args) -> float:
+        return float(np.asarray(function(**args), dtype=float).item())
+
+    values, error = {}, 0.0
+    for name in wrt:
+        grad = np.zeros(base[name].shape)
+        for index in np.ndindex(base[name].shape or ()):
+            scale = max(1.0, abs(float(base[name][index])))
+            estimates = []
+            for h in (1e-2 * scale, 5e-3 * scale):
+                quotient = 0.0
+                for s, w in ((-2, 1), (-1, -8), (1, 8), (2, -1)):
+                    args = {k: v.copy() for k, v in base.items()}
+                    args[name][index] += s * h
+                    quotient += w * f(args)
+                estimates.append(quotient / (12 * h))
+            # Fourth-order differences at h and h/2: their error ratio is 16, so one
+            # Richardson step cancels the h⁴ term; the gap between them bounds what is left.
+            better = estimates[1] + (estimates[1] - estimates[0]) / 15
+            grad[index] = better
+            error = max(error, abs(estimates[1] - estimates[0]) / 15 + 1e-12 * max(1.0, abs(better)))
+        values[name] = grad
+    return Reference(values, "Richardson", error, None)
+
+
+@dataclass(frozen=True)
+class WrongEntry:
+    name: str
+    index: tuple[int, ...]
+    expected: float
+    got: float
+
+    @property
+    def absolute(self) -> float:
+        return abs(self.got - self.expected)
+
+    @property
+    def relative(self) -> float:
+        return self.absolute / max(abs(self.expected), abs(self.got), 1e-300)
+
+
+def diagnose(name: str, got: np.ndarray, expected: np.ndarray, others: Mapping[str, np.ndarray], rtol: float) -> str | None:
+    """The transformation of ``expected`` that gives ``got``, in words; None when none does.
+
+    >>> diagnose("W", np.array([[1.0, 3.0], [2.0, 4.0]]), np.array([[1.0, 2.0], [3.0, 4.0]]), {}, 1e-8)
+    'transposed: got[i, j] is expected[j, i]'
+    """
+
+    def close(a, b) -> bool:
+        return a.shape == b.shape and np.allclose(a, b, rtol=rtol, atol=rtol * max(1.0, float(np.abs(b).max(initial=0))))
+
+    if got.shape != expected.shape:
+        if got.T.shape == expected.shape and close(got.T, expected):
+            return f"transposed: the shape is {got.shape}, expected {expected.shape}"
+        if got.ndim == expected.ndim + 1 and close(got.sum(axis=0), expected):
+            return f"not summed over the batch: the shape is {got.shape}; sum over axis 0 to get {expected.shape}"
+        if got.ndim == expected.ndim + 1 and close(got.mean(axis=0), expected):
+            return f"not averaged over the batch: the shape is {got.shape}; average over axis 0 to get {expected.shape}"
+        return f"wrong shape: {got.shape}, expected {expected.shape}"
+    if got.ndim == 2 and got.shape[0] == got.shape[1] and not close(got, expected) and close(got, expected.T):
+        return "transposed: got[i, j] is expected[j, i]"
+    for other, values in others.items():
+        if other != name and close(got, values) and not close(got, expected):
+            return f"the gradient with respect to {other}, not {name}"
+    mask = np.abs(expected) > 1e-12 * max(1.0, float(np.abs(expected).max(initial=0)))
+    if mask.any():
+        ratios = got[mask] / expected[mask]
+        ratio = float(np.median(ratios))
+        if ratio != 0 and np.allclose(ratios, ratio, rtol=1e-6) and close(got, ratio * expected):
+            for factor, words in _FACTORS.items():
+                if abs(ratio - factor) <= 1e-9 * abs(factor):
+                    return words
+            inverse = 1 / ratio
+            if abs(inverse - round(inverse)) < 1e-9 and round(inverse) > 2:
+                return f"divided by {round(inverse)} once too often (a batch mean taken twice?)"
+            if abs(ratio - round(ratio)) < 1e-9 and round(ratio) > 2:
+                return f"{round(ratio)} times too large (a batch sum where the mean was meant: missing 1/{round(ratio)})"
+            return f"a constant factor {ratio:.6g} off"
+    return None
+
+
+def assert_gradient(
+    grad_fn: Callable,
+    reference,
+    at: Mapping[str, object],
+    wrt: str | tuple[str, ...] | list[str] | None = None,
+    rtol: float | None = None,
+) -> None:
+    """Check ``grad_fn(**at)`` against the gradient of ``reference``; raise AssertionError naming each wrong entry.
+
+    ``reference`` is a formula in chainrule's language, a SymPy expression, or a plain
+    function of the same named inputs returning the scalar loss. ``grad_fn`` returns one
+    array (one variable in ``wrt``) or a dict of arrays by name.
+    """
+    names = tuple(at) if wrt is None else ((wrt,) if isinstance(wrt, str) else tuple(wrt))
+    unknown = [n for n in names if n not in at]
+    if unknown:
+        raise ValueError(f"wrt: {unknown[0]!r} is not one of the inputs in at ({', '.join(at)})")
+    ref = reference_gradient(reference, at, names)
+    returned = grad_fn(**{k: (np.array(v, dtype=float) if np.ndim(v) else float(v)) for k, v in at.items()})
+    if not isinstance(returned, Mapping):
+        if len(names) != 1:
+            raise ValueError(f"grad_fn returned one array; return a dict for the {len(names)} variables {', '.join(names)}")
+        returned = {names[0]: returned}
+    dtype = np.result_type(*[np.asarray(v) for v in returned.values()])
+    tolerance = rtol if rtol is not None else (RTOL_FLOAT32 if dtype == np.float32 else RTOL_FLOAT64)
+    lines, wrong_count = [], 0
+    for name in names:
+        if name not in returned:
+            lines.append(f"  {name}: missing from what grad_fn returned (it has {', '.join(map(str, returned)) or 'nothing'})")
+            wrong_count += 1
+            continue
+        got = np.asarray(returned[name], dtype=float)
+        expected = ref.values[name]
+        floor = tolerance * max(1.0, float(np.abs(expected).max(initial=0))) + 10 * ref.error
+        diagnosis = diagnose(name, got, expected, ref.values, tolerance)
+        if got.shape != expected.shape:
+            lines.append(f"  {name}: {diagnosis}")
+            wrong_count += 1
+            continue
+        bad = np.abs(got - expected) > tolerance * np.abs(expected) + floor
+        entries = [WrongEntry(name, tuple(int(i) for i in index), float(expected[index]), float(got[index]))
+                   for index in zip(*np.nonzero(bad))] if got.ndim else ([WrongEntry(name, (), float(expected), float(got))] if bad else [])
+        wrong_count += len(entries)
+        for entry in entries[:5]:
+            where = f"{name}[{', '.join(map(str, entry.index))}]" if entry.index else name
+            formula = ""
+            if ref.formulas is not None and not entry.index:
+                formula = f" = {formula_language.to_formula(ref.formulas[name])}"
+            lines.append(
+                f"  {where}: expected {entry.expected:.10g}{formula}, got {entry.got:.10g} "
+                f"(abs. error {entry.absolute:.3g}, rel. error {entry.relative:.3g})"
+                + (f"; {diagnosis}" if diagnosis and entry is entries[0] else "")
+            )
+        if len(entries) > 5:
+            lines.append(f"  … and {len(entries) - 5} more wrong entries of {name}")
+    if wrong_count:
+        header = (
+            f"gradient check failed: {wrong_count} wrong entr{'y' if wrong_count == 1 else 'ies'} "
+            f"(reference by {ref.method}; tolerance {tolerance:g} relative)"
+        )
+        raise AssertionError("\n".join([header, *lines]))

@@ -1,0 +1,120 @@
+"""Hand-written gradients: right ones pass, planted bugs are caught with the right diagnosis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from chainrule.check import assert_gradient, diagnose, reference_gradient
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(5, 3))
+W = RNG.normal(size=(2, 3))
+V = RNG.normal(size=3)
+B = RNG.normal(size=2)
+
+
+def mse(W, b):
+    """Mean over the batch of ½‖Wx + b‖²: the reference loss of a linear layer."""
+    Z = X @ W.T + b
+    return 0.5 * (Z * Z).sum() / len(X)
+
+
+def grad_mse(W, b):
+    D = (X @ W.T + b) / len(X)
+    return {"W": D.T @ X, "b": D.sum(axis=0)}
+
+
+def softplus_sum(v):
+    return np.log1p(np.exp(v)).sum()
+
+
+def grad_softplus_sum(v):
+    return 1 / (1 + np.exp(-v))
+
+
+#: name -> (grad_fn, reference, at, diagnosis expected in the message or None for a correct one)
+CASES = {
+    "scalar right": (lambda x: 2 * x * np.cos(x**2), "sin(x**2)", {"x": 0.7}, None),
+    "scalar missing 2": (lambda x: x * np.cos(x**2), "sin(x**2)", {"x": 0.7}, "a missing factor 2"),
+    "scalar extra 2": (lambda x: 4 * x * np.cos(x**2), "sin(x**2)", {"x": 0.7}, "an extra factor 2"),
+    "scalar sign": (lambda x: -2 * x * np.cos(x**2), "sin(x**2)", {"x": 0.7}, "a flipped sign"),
+    "two variables right": (lambda x, y: {"x": y * np.exp(x * y), "y": x * np.exp(x * y)}, "exp(x*y)", {"x": 0.3, "y": -1.2}, None),
+    "wrong variable": (lambda x, y: {"x": x * np.exp(x * y), "y": x * np.exp(x * y)}, "exp(x*y)", {"x": 0.3, "y": -1.2},
+                       "the gradient with respect to y, not x"),
+    "sympy reference": (lambda w: 3 * w**2, sp.Symbol("w", real=True) ** 3, {"w": 1.1}, None),
+    "vector right": (grad_softplus_sum, softplus_sum, {"v": V}, None),
+    "vector sign": (lambda v: -grad_softplus_sum(v), softplus_sum, {"v": V}, "a flipped sign"),
+    "matrix right": (grad_mse, mse, {"W": W, "b": B}, None),
+    "matrix transposed": (lambda W, b: {"W": (X.T @ ((X @ W.T + b) / len(X))), "b": grad_mse(W, b)["b"]}, mse,
+                          {"W": W, "b": B}, "transposed: the shape is (3, 2)"),
+    "bias not summed": (lambda W, b: {"W": grad_mse(W, b)["W"], "b": (X @ W.T + b) / len(X)}, mse, {"W": W, "b": B},
+                        "not summed over the batch"),
+    "batch mean twice": (lambda W, b: {k: v / len(X) for k, v in grad_mse(W, b).items()}, mse, {"W": W, "b": B},
+                         "divided by 5 once too often"),
+    "batch sum for mean": (lambda W, b: {k: v * len(X) for k, v in grad_mse(W, b).items()}, mse, {"W": W, "b": B},
+                           "5 times too large"),
+    "tiny bug": (lambda W, b: {"W": grad_mse(W, b)["W"] * (1 + 1e-6), "b": grad_mse(W, b)["b"]}, mse, {"W": W, "b": B},
+                 "a constant factor 1"),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_planted_bugs_are_caught_and_right_gradients_pass(name: str) -> None:
+    grad_fn, reference, at, diagnosis = CASES[name]
+    if diagnosis is None:
+        assert_gradient(grad_fn, reference, at=at)
+        return
+    with pytest.raises(AssertionError) as caught:
+        assert_gradient(grad_fn, reference, at=at)
+    message = str(caught.value)
+    assert message.startswith("gradient check failed: ")
+    assert diagnosis in message, message
+
+
+def test_the_message_names_entries_expected_and_got() -> None:
+    def wrong(W, b):
+        g = grad_mse(W, b)
+        g["W"] = g["W"].copy()
+        g["W"][1, 2] += 0.5
+        return g
+
+    with pytest.raises(AssertionError) as caught:
+        assert_gradient(wrong, mse, at={"W": W, "b": B})
+    lines = str(caught.value).splitlines()
+    assert lines[0].startswith("gradient check failed: 1 wrong entry (reference by complex step")
+    want = grad_mse(W, B)["W"][1, 2]
+    assert lines[1].startswith(f"  W[1, 2]: expected {want:.10g}, got {want + 0.5:.10g} (abs. error 0.5,")
+
+
+def test_complex_step_is_exact_and_richardson_states_its_error() -> None:
+    ref = reference_gradient(mse, {"W": W, "b": B}, ("W", "b"))
+    assert ref.method == "complex step"
+    assert np.abs(ref.values["W"] - grad_mse(W, B)["W"]).max() < 1e-14
+    # abs() drops the imaginary part: the complex step would give 0, so differences are used.
+    ref = reference_gradient(lambda v: np.abs(v).sum() + (v**3).sum(), {"v": V}, ("v",))
+    assert ref.method == "Richardson"
+    assert np.abs(ref.values["v"] - (np.sign(V) + 3 * V**2)).max() <= 10 * ref.error + 1e-9
+    assert 0 < ref.error < 1e-8
+
+
+def test_float32_gradients_get_a_float32_tolerance() -> None:
+    g = np.float32(2 * 0.7 * np.cos(0.49))
+    assert_gradient(lambda x: g, "sin(x**2)", at={"x": 0.7})
+    with pytest.raises(AssertionError, match="tolerance 1e-08"):
+        assert_gradient(lambda x: float(g), "sin(x**2)", at={"x": 0.7})
+
+
+def test_diagnose_names_only_what_reproduces_the_values() -> None:
+    expected = np.array([1.0, -2.0, 3.0])
+    assert diagnose("v", expected * 2, expected, {}, 1e-8) == "an extra factor 2"
+    assert diagnose("v", expected + [0, 0, 1], expected, {}, 1e-8) is None
+    assert diagnose("v", np.zeros((3, 3)), expected, {}, 1e-8) == "wrong shape: (3, 3), expected (3,)"
+
+
+def test_bad_arguments_are_clear() -> None:
+    with pytest.raises(ValueError, match="wrt: 'z' is not one of the inputs in at"):
+        assert_gradient(lambda x: x, "x**2", at={"x": 1.0}, wrt="z")
+    with pytest.raises(ValueError, match="return a dict for the 2 variables x, y"):
+        assert_gradient(lambda x, y: x, "x*y", at={"x": 1.0, "y": 2.0})
