@@ -100,10 +100,27 @@ def test_complex_step_is_exact_and_richardson_states_its_error() -> None:
 
 
 def test_float32_gradients_get_a_float32_tolerance() -> None:
-    g = np.float32(2 * 0.7 * np.cos(0.49))
-    assert_gradient(lambda x: g, "sin(x**2)", at={"x": 0.7})
+    def in_float32(x):
+        return np.float32(2 * x * np.cos(x**2))
+
+    assert_gradient(in_float32, "sin(x**2)", at={"x": 0.7})
     with pytest.raises(AssertionError, match="tolerance 1e-08"):
-        assert_gradient(lambda x: float(g), "sin(x**2)", at={"x": 0.7})
+        assert_gradient(lambda x: float(in_float32(x)), "sin(x**2)", at={"x": 0.7})
+
+
+def test_drawn_points_catch_a_bug_the_given_point_hides() -> None:
+    # Right at x = 0 only: 2x and x agree there.
+    with pytest.raises(AssertionError, match=r"(?s)at drawn point 1 \(x=.*a missing factor 2"):
+        assert_gradient(lambda x: x, "x**2", at={"x": 0.0})
+    assert_gradient(lambda x: x, "x**2", at={"x": 0.0}, points=0)
+
+
+def test_a_kink_is_not_a_wrong_value() -> None:
+    assert_gradient(lambda x: 0.0, "abs(x)", at={"x": 0.0}, points=0)
+    assert_gradient(lambda x: 0.0, "relu(x)", at={"x": 0.0}, points=0)
+    assert_gradient(lambda v: (v > 0).astype(float), lambda v: np.maximum(v, 0).sum(), at={"v": np.array([0.0, 1.0, -2.0])}, points=0)
+    with pytest.raises(AssertionError, match=r"x: not differentiable here; the subgradient range is \[-1, 1\], got 2, outside it"):
+        assert_gradient(lambda x: 2.0, "abs(x)", at={"x": 0.0}, points=0)
 
 
 def test_diagnose_names_only_what_reproduces_the_values() -> None:

@@ -47,6 +47,8 @@ class Reference:
     method: str  # "symbolic", "complex step", "Richardson"
     error: float  # an estimate of the reference's own absolute error (0 for symbolic)
     formulas: Mapping[str, sp.Expr] | None = None
+    #: The scalar function itself, f(**at), for one-sided slopes at a kink.
+    function: Callable | None = None
 
 
 def reference_gradient(reference, at: Mapping[str, object], wrt: tuple[str, ...]) -> Reference:
@@ -73,11 +75,12 @@ def _symbolic(expression: sp.Expr, at, wrt) -> Reference:
         symbols.setdefault(name, sp.Symbol(name, real=True))
     args = [symbols[name] for name in at]
     formulas = {name: sp.diff(expression, symbols[name]) for name in wrt}
+    scalar = sp.lambdify(args, expression, modules=[NUMPY, np])
     values = {}
     for name, derivative in formulas.items():
         function = sp.lambdify(args, derivative, modules=[NUMPY, np])
         values[name] = np.asarray(function(*[np.asarray(at[n], dtype=float) for n in at]), dtype=float)
-    return Reference(values, "symbolic", 0.0, formulas)
+    return Reference(values, "symbolic", 0.0, formulas, lambda **kw: scalar(*[kw[n] for n in at]))
 
 
 def _numeric(function: Callable, at, wrt) -> Reference:
@@ -107,7 +110,7 @@ def _complex_step(function, base, wrt) -> Reference:
     for name in wrt:
         if not np.allclose(values[name], check.values[name], rtol=1e-5, atol=1e-7 + 10 * check.error):
             raise ValueError("the function does not carry complex numbers through")
-    return Reference(values, "complex step", 1e-15, None)
+    return Reference(values, "complex step", 1e-15, None, function)
 
 
 def _richardson(function, base, wrt) -> Reference:
@@ -133,7 +136,40 @@ def _richardson(function, base, wrt) -> Reference:
             grad[index] = better
             error = max(error, abs(estimates[1] - estimates[0]) / 15 + 1e-12 * max(1.0, abs(better)))
         values[name] = grad
-    return Reference(values, "Richardson", error, None)
+    return Reference(values, "Richardson", error, None, function)
+
+
+def one_sided(function: Callable, at: Mapping[str, np.ndarray], name: str, index: tuple[int, ...]) -> tuple[float, float]:
+    """The left and right slopes of ``function`` in one entry, by second-order one-sided differences.
+
+    >>> one_sided(lambda x: abs(x), {"x": np.array(0.0)}, "x", ())
+    (-1.0, 1.0)
+    """
+    base = {k: np.array(v, dtype=float) for k, v in at.items()}
+    h = 1e-6 * max(1.0, abs(float(base[name][index])))
+
+    def f(step: float) -> float:
+        args = {k: v.copy() for k, v in base.items()}
+        args[name][index] += step
+        return float(np.asarray(function(**args), dtype=float).item())
+
+    f0 = f(0.0)
+    left = (3 * f0 - 4 * f(-h) + f(-2 * h)) / (2 * h)
+    right = (-3 * f0 + 4 * f(h) - f(2 * h)) / (2 * h)
+    return round(left, 6), round(right, 6)
+
+
+def _kink(ref: Reference, at, name: str, index: tuple[int, ...]) -> tuple[float, float] | None:
+    """The subgradient range [a, b] where the reference has a kink in this entry, else None."""
+    if ref.function is None:
+        return None
+    try:
+        left, right = one_sided(ref.function, at, name, index)
+    except (TypeError, ValueError, ArithmeticError):
+        return None
+    if not (np.isfinite(left) and np.isfinite(right)) or abs(left - right) <= 1e-4 * max(1.0, abs(left), abs(right)):
+        return None
+    return min(left, right), max(left, right)
 
 
 @dataclass(frozen=True)
@@ -198,18 +234,39 @@ def assert_gradient(
     at: Mapping[str, object],
     wrt: str | tuple[str, ...] | list[str] | None = None,
     rtol: float | None = None,
+    points: int = 2,
+    seed: int = 0,
 ) -> None:
     """Check ``grad_fn(**at)`` against the gradient of ``reference``; raise AssertionError naming each wrong entry.
 
     ``reference`` is a formula in chainrule's language, a SymPy expression, or a plain
     function of the same named inputs returning the scalar loss. ``grad_fn`` returns one
-    array (one variable in ``wrt``) or a dict of arrays by name.
+    array (one variable in ``wrt``) or a dict of arrays by name. Besides ``at``, ``points``
+    more points are drawn from ``seed`` near it (the ``wrt`` variables moved, the other
+    inputs kept); a drawn point where the reference is not finite is skipped.
     """
     names = tuple(at) if wrt is None else ((wrt,) if isinstance(wrt, str) else tuple(wrt))
     unknown = [n for n in names if n not in at]
     if unknown:
         raise ValueError(f"wrt: {unknown[0]!r} is not one of the inputs in at ({', '.join(at)})")
-    ref = reference_gradient(reference, at, names)
+    _check_at(grad_fn, reference, at, names, rtol, None)
+    rng = np.random.default_rng(seed)
+    for number in range(1, points + 1):
+        moved = dict(at)
+        for name in names:
+            value = np.asarray(at[name], dtype=float)
+            moved[name] = value + 0.25 * np.maximum(1.0, np.abs(value)) * rng.uniform(-1, 1, value.shape)
+        _check_at(grad_fn, reference, moved, names, rtol, number)
+
+
+def _check_at(grad_fn, reference, at, names, rtol, drawn: int | None) -> None:
+    if drawn is not None:
+        with np.errstate(all="ignore"):
+            ref = reference_gradient(reference, at, names)
+        if not all(np.isfinite(v).all() for v in ref.values.values()):
+            return
+    else:
+        ref = reference_gradient(reference, at, names)
     returned = grad_fn(**{k: (np.array(v, dtype=float) if np.ndim(v) else float(v)) for k, v in at.items()})
     if not isinstance(returned, Mapping):
         if len(names) != 1:
@@ -234,6 +291,18 @@ def assert_gradient(
         bad = np.abs(got - expected) > tolerance * np.abs(expected) + floor
         entries = [WrongEntry(name, tuple(int(i) for i in index), float(expected[index]), float(got[index]))
                    for index in zip(*np.nonzero(bad))] if got.ndim else ([WrongEntry(name, (), float(expected), float(got))] if bad else [])
+        kept = []
+        for entry in entries:
+            kink = _kink(ref, at, name, entry.index)
+            if kink is None:
+                kept.append(entry)
+            elif not kink[0] - floor <= entry.got <= kink[1] + floor:
+                # Not a wrong value at a point where any value in the range is a right one.
+                where = f"{name}[{', '.join(map(str, entry.index))}]" if entry.index else name
+                lines.append(f"  {where}: not differentiable here; the subgradient range is [{kink[0]:.6g}, {kink[1]:.6g}], "
+                             f"got {entry.got:.10g}, outside it")
+                wrong_count += 1
+        entries = kept
         wrong_count += len(entries)
         for entry in entries[:5]:
             where = f"{name}[{', '.join(map(str, entry.index))}]" if entry.index else name
@@ -248,8 +317,17 @@ def assert_gradient(
         if len(entries) > 5:
             lines.append(f"  … and {len(entries) - 5} more wrong entries of {name}")
     if wrong_count:
+        where = "" if drawn is None else f" at drawn point {drawn} ({_show_point(at)})"
         header = (
-            f"gradient check failed: {wrong_count} wrong entr{'y' if wrong_count == 1 else 'ies'} "
+            f"gradient check failed{where}: {wrong_count} wrong entr{'y' if wrong_count == 1 else 'ies'} "
             f"(reference by {ref.method}; tolerance {tolerance:g} relative)"
         )
         raise AssertionError("\n".join([header, *lines]))
+
+
+def _show_point(at: Mapping[str, object]) -> str:
+    parts = []
+    for name, value in at.items():
+        array = np.asarray(value, dtype=float)
+        parts.append(f"{name}={float(array):.6g}" if array.ndim == 0 else f"{name}=array{array.shape}")
+    return ", ".join(parts)
