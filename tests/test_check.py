@@ -135,3 +135,45 @@ def test_bad_arguments_are_clear() -> None:
         assert_gradient(lambda x: x, "x**2", at={"x": 1.0}, wrt="z")
     with pytest.raises(ValueError, match="return a dict for the 2 variables x, y"):
         assert_gradient(lambda x, y: x, "x*y", at={"x": 1.0, "y": 2.0})
+
+
+def test_a_factor_that_follows_an_input_is_a_missing_inner_derivative() -> None:
+    # d/dw log(1 + e^{wx}) = x σ(wx); forgetting x at x = 2 looks like a factor ½ at this point only.
+    with pytest.raises(AssertionError, match=r"a missing factor x \(an inner derivative of the chain rule\)"):
+        assert_gradient(lambda w, x: 1 / (1 + np.exp(-w * x)), "log(1+exp(w*x))", at={"w": 0.5, "x": 2.0}, wrt="w")
+    # A true constant factor stays constant from point to point.
+    with pytest.raises(AssertionError, match="a missing factor 2"):
+        assert_gradient(lambda w, x: 0.5 * x / (1 + np.exp(-w * x)), "log(1+exp(w*x))", at={"w": 0.5, "x": 2.0}, wrt="w")
+
+
+GRADS = """
+import numpy as np
+def right(w, x):
+    return x / (1 + np.exp(-w * x))
+def wrong(w, x):
+    return 1 / (1 + np.exp(-w * x))
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "extra", "code", "out"),
+    [
+        ("grads_cli:right", [], 0, "right: grads_cli:right is the gradient of log(1+exp(w*x)) by w"),
+        ("grads_cli:wrong", [], 1, "a missing factor x (an inner derivative of the chain rule)"),
+        ("grads_cli:nope", [], 2, "grads_cli has no function 'nope'"),
+        ("grads_cli", [], 2, "expected a module and a function name"),
+        ("os;x:y", [], 2, "expected a module and a function name"),
+        ("grads_cli:right", ["--wrt", "q"], 2, "--wrt: 'q' is not a variable of the formula (w, x)"),
+    ],
+)
+def test_the_check_command(tmp_path, monkeypatch, capsys, target, extra, code, out) -> None:
+    from chainrule.cli import main
+
+    (tmp_path / "grads_cli.py").write_text(GRADS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(__import__("sys").modules, "grads_cli", raising=False)
+    assert main(["check", target, "--against", "log(1+exp(w*x))", "--wrt", "w", "--at", "w=0.5,x=2", *extra]) == code
+    captured = capsys.readouterr()
+    assert out in (captured.out if code < 2 else captured.err)
+    if code == 2:
+        assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
