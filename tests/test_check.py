@@ -177,3 +177,49 @@ def test_the_check_command(tmp_path, monkeypatch, capsys, target, extra, code, o
     assert out in (captured.out if code < 2 else captured.err)
     if code == 2:
         assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+
+
+def _two_layer():
+    from chainrule.network import Dense, Network
+
+    net = Network(3, (Dense(4, "tanh"), Dense(2, "sigmoid")), "mse")
+    rng = np.random.default_rng(3)
+    at = {"W1": rng.normal(size=(4, 3)), "b1": rng.normal(size=4), "W2": rng.normal(size=(2, 4)), "b2": rng.normal(size=2),
+          "X": rng.normal(size=(6, 3)), "Y": rng.uniform(size=(6, 2))}
+    return net, at
+
+
+def _backprop(W1, b1, W2, b2, X, Y, *, hidden_slope=True, output_slope=True, bias_sum=True):
+    """A hand-written backprop of the two-layer network, with switches for classic bugs."""
+    A1 = np.tanh(X @ W1.T + b1)
+    A2 = 1 / (1 + np.exp(-(A1 @ W2.T + b2)))
+    D2 = 2 * (A2 - Y) / Y.size
+    if output_slope:
+        D2 = D2 * A2 * (1 - A2)
+    D1 = D2 @ W2
+    if hidden_slope:
+        D1 = D1 * (1 - A1**2)
+    total = (lambda D: D.sum(axis=0)) if bias_sum else (lambda D: D)
+    return {"W1": D1.T @ X, "b1": total(D1), "W2": D2.T @ A1, "b2": total(D2)}
+
+
+@pytest.mark.parametrize(
+    ("switch", "words"),
+    [
+        ({}, None),
+        ({"hidden_slope": False}, "the activation derivative f′(z⁽1⁾) is missing from δ⁽1⁾"),
+        ({"output_slope": False}, "the activation derivative f′(z⁽2⁾) is missing from δ⁽2⁾"),
+        ({"bias_sum": False}, "not summed over the batch"),
+    ],
+)
+def test_a_network_reference_names_network_bugs(switch, words) -> None:
+    net, at = _two_layer()
+    grad_fn = lambda **kw: _backprop(**kw, **switch)  # noqa: E731
+    wrt = ("W1", "b1", "W2", "b2")
+    if words is None:
+        assert_gradient(grad_fn, net, at=at, wrt=wrt)
+        return
+    with pytest.raises(AssertionError) as caught:
+        assert_gradient(grad_fn, net, at=at, wrt=wrt, points=0)
+    assert words in str(caught.value)
+    assert "reference by the network's derivation (generated code)" in str(caught.value)

@@ -61,6 +61,10 @@ def reference_gradient(reference, at: Mapping[str, object], wrt: tuple[str, ...]
         return _symbolic(formula_language.parse(reference, list(at), what="reference"), at, wrt)
     if isinstance(reference, sp.Basic):
         return _symbolic(reference, at, wrt)
+    from .network import Network
+
+    if isinstance(reference, Network):
+        return _network(reference, at, wrt)
     if callable(reference):
         return _numeric(reference, at, wrt)
     raise TypeError(f"reference must be a formula, a SymPy expression or a function, got {type(reference).__name__}")
@@ -81,6 +85,61 @@ def _symbolic(expression: sp.Expr, at, wrt) -> Reference:
         function = sp.lambdify(args, derivative, modules=[NUMPY, np])
         values[name] = np.asarray(function(*[np.asarray(at[n], dtype=float) for n in at]), dtype=float)
     return Reference(values, "symbolic", 0.0, formulas, lambda **kw: scalar(*[kw[n] for n in at]))
+
+
+def _network(network, at, wrt) -> Reference:
+    """∂L/∂(parameter arrays) by the code generated from the network's derivation (proved rules)."""
+    from .model import compile
+
+    model = compile(network)
+    shapes = network.parameter_shapes()
+    missing = [k for k in (*shapes, "X", "Y") if k not in at]
+    if missing:
+        raise ValueError(f"at: a network reference needs {', '.join(missing)} (its parameters, and X, Y: one example per row)")
+
+    def loss(**kw):
+        return model.loss({k: np.asarray(kw[k]) for k in shapes}, np.asarray(kw["X"]), np.asarray(kw["Y"]))
+
+    _, grads = model.loss_and_grad({k: np.asarray(at[k], dtype=float) for k in shapes}, np.asarray(at["X"]), np.asarray(at["Y"]))
+    return Reference({k: grads[k] for k in wrt}, "the network's derivation (generated code)", 0.0, None, loss)
+
+
+def network_variants(network):
+    """Gradients with one classic bug planted in the generated code, by description.
+
+    Each is ``(words, loss_and_grad)``: a returned gradient equal to a variant's is that bug.
+    """
+    from dataclasses import replace
+
+    from .layers import layer_rules
+    from .model import compile
+
+    rules = layer_rules(network)
+    variants = []
+    for rule in rules.backward:
+        lines = rule.code.splitlines()
+        if rule.label in ("BP1", "BP2") and rule.lhs.name.startswith("D") and "k_df" in rule.code:
+            layer = rule.lhs.name[1:]
+            if rule.label == "BP1":  # D = (∂L/∂A) * f′  ->  D = ∂L/∂A
+                code = lines[0].rsplit(" * k_df", 1)[0]
+            else:  # D = f′; D *= G  ->  D = G
+                code = f"D{layer} = G{layer}"
+            broken = replace(rules, backward=tuple(replace(r, code=code) if r is rule else r for r in rules.backward))
+            words = f"the activation derivative f′(z⁽{layer}⁾) is missing from δ⁽{layer}⁾ (δ = ∂L/∂a ⊙ f′(z))"
+            variants.append((words, compile(network, broken).loss_and_grad))
+    return variants
+
+
+def _network_bug(network, at, name: str, got: np.ndarray, expected: np.ndarray, tolerance: float) -> str | None:
+    shapes = network.parameter_shapes()
+    params = {k: np.asarray(at[k], dtype=float) for k in shapes}
+    for words, loss_and_grad in network_variants(network):
+        _, grads = loss_and_grad(params, np.asarray(at["X"]), np.asarray(at["Y"]))
+        planted = grads[name]
+        scale = tolerance * max(1.0, float(np.abs(planted).max(initial=0)))
+        if np.allclose(got, planted, rtol=tolerance, atol=scale) and not np.allclose(planted, expected, rtol=tolerance, atol=scale):
+            return words
+    return None
 
 
 def _numeric(function: Callable, at, wrt) -> Reference:
@@ -289,6 +348,8 @@ def _check_at(grad_fn, reference, at, names, rtol, drawn: int | None) -> None:
         )
         if factor and got.shape == expected.shape and _is_factor(got, expected):
             diagnosis = _factor_across_points(grad_fn, reference, at, names, name, diagnosis, tolerance)
+        if diagnosis is None and got.shape == expected.shape and ref.method.startswith("the network"):
+            diagnosis = _network_bug(reference, at, name, got, expected, tolerance)
         if got.shape != expected.shape:
             lines.append(f"  {name}: {diagnosis}")
             wrong_count += 1

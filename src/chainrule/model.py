@@ -160,9 +160,13 @@ class Model:
         return params
 
 
-def compile(network: Network) -> Model:
-    """Generate vectorized NumPy code for ``network`` over batches of any size."""
-    rules = layer_rules(network)
+def compile(network: Network, rules: LayerRules | None = None) -> Model:
+    """Generate vectorized NumPy code for ``network`` over batches of any size.
+
+    ``rules`` replaces the network's own rules: ``check.py`` compiles deliberately broken
+    variants to recognize a bug by the values it produces.
+    """
+    rules = layer_rules(network) if rules is None else rules
     text = source(rules)
     names = namespace(rules)
     # The text is built from the rules' own lines and array names; no spec string is in it.
