@@ -214,7 +214,7 @@ def _backprop(W1, b1, W2, b2, X, Y, *, hidden_slope=True, output_slope=True, bia
 )
 def test_a_network_reference_names_network_bugs(switch, words) -> None:
     net, at = _two_layer()
-    grad_fn = lambda **kw: _backprop(**kw, **switch)  # noqa: E731
+    grad_fn = lambda **kw: _backprop(**kw, **switch)
     wrt = ("W1", "b1", "W2", "b2")
     if words is None:
         assert_gradient(grad_fn, net, at=at, wrt=wrt)
