@@ -22,6 +22,7 @@ _LAZY = {
     "INIT_SCHEMES": "model", "Model": "model", "compile": "model",
     "OPTIMIZERS": "optim", "SCHEDULES": "optim",
     "Settings": "train", "TrainingResult": "train", "fit": "train", "settings": "train",
+    "from_torch": "from_torch",
 }
 
 
@@ -54,6 +55,7 @@ __all__ = [
     "derive",
     "draw_point",
     "fit",
+    "from_torch",
     "load",
     "load_dataset",
     "loads",
