@@ -28,7 +28,11 @@ _LAZY = {
 
 def __getattr__(name: str):
     if name in _LAZY:
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        # Importing chainrule.from_torch binds the submodule to the package's attribute of
+        # that name; the function, not the module, is what the name means.
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
 
 __all__ = [
