@@ -223,3 +223,24 @@ def test_a_network_reference_names_network_bugs(switch, words) -> None:
         assert_gradient(grad_fn, net, at=at, wrt=wrt, points=0)
     assert words in str(caught.value)
     assert "reference by the network's derivation (generated code)" in str(caught.value)
+
+
+def test_the_readme_example_runs_as_written(tmp_path) -> None:
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- pytest example[^>]*-->\n```python\n(.*?)```", readme, re.S).group(1)
+    assert 6 <= len([line for line in block.splitlines() if line.strip()]) <= 14
+    (tmp_path / "test_readme.py").write_text(block)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_readme.py"],
+                         cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
+    # And the same test catches the bug it is there for.
+    (tmp_path / "test_readme.py").write_text(block.replace("-y * x /", "-y /"))
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_readme.py"],
+                         cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert run.returncode == 1 and "gradient check failed" in run.stdout
