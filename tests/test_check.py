@@ -244,3 +244,20 @@ def test_the_readme_example_runs_as_written(tmp_path) -> None:
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_readme.py"],
                          cwd=tmp_path, capture_output=True, text=True, check=False)
     assert run.returncode == 1 and "gradient check failed" in run.stdout
+
+
+def test_jacobians_of_vector_valued_functions() -> None:
+    def f(x):
+        return np.array([x[0] * x[1], x[0] ** 2, np.sin(x[1])])
+
+    def jacobian(x):
+        return np.array([[x[1], x[0]], [2 * x[0], 0.0], [0.0, np.cos(x[1])]])
+
+    x = np.array([0.5, -1.2])
+    assert_gradient(jacobian, f, at={"x": x})
+    ref = reference_gradient(f, {"x": x}, ("x",))
+    assert ref.method == "complex step" and ref.values["x"].shape == (3, 2)
+    with pytest.raises(AssertionError, match=r"transposed: the shape is \(2, 3\), expected \(3, 2\)"):
+        assert_gradient(lambda x: jacobian(x).T, f, at={"x": x}, points=0)
+    with pytest.raises(AssertionError, match=r"x\[1, 0\]: expected 1, got 2"):
+        assert_gradient(lambda x: jacobian(x) * [[1, 1], [2, 1], [1, 1]], f, at={"x": x}, points=0)

@@ -155,13 +155,16 @@ def _complex_step(function, base, wrt) -> Reference:
     # exact to rounding, wherever f is real-analytic code that passes complex numbers through.
     h = 1e-30
     values = {}
+    shape = np.shape(function(**base))  # () for a loss; a vector-valued function gives a Jacobian
     for name in wrt:
-        grad = np.zeros(base[name].shape)
+        grad = np.zeros(shape + base[name].shape)
         for index in np.ndindex(base[name].shape or ()):
             args = {k: v.astype(complex) for k, v in base.items()}
             args[name][index] += 1j * h
-            out = complex(np.asarray(function(**args)).item())
-            grad[index] = out.imag / h
+            out = np.asarray(function(**args))
+            if not np.iscomplexobj(out):
+                raise ValueError("the function does not carry complex numbers through")
+            grad[(Ellipsis, *index)] = out.imag / h
         values[name] = grad
     # A function that dropped the imaginary part (abs, comparisons, float()) gives zeros
     # where differences do not; check one entry each against a difference before trusting it.
@@ -173,27 +176,29 @@ def _complex_step(function, base, wrt) -> Reference:
 
 
 def _richardson(function, base, wrt) -> Reference:
-    def f(args) -> float:
-        return float(np.asarray(function(**args), dtype=float).item())
+    def f(args) -> np.ndarray:
+        return np.asarray(function(**args), dtype=float)
 
     values, error = {}, 0.0
+    shape = f(base).shape
     for name in wrt:
-        grad = np.zeros(base[name].shape)
+        grad = np.zeros(shape + base[name].shape)
         for index in np.ndindex(base[name].shape or ()):
             scale = max(1.0, abs(float(base[name][index])))
             estimates = []
             for h in (1e-2 * scale, 5e-3 * scale):
-                quotient = 0.0
+                quotient = np.zeros(shape)
                 for s, w in ((-2, 1), (-1, -8), (1, 8), (2, -1)):
                     args = {k: v.copy() for k, v in base.items()}
                     args[name][index] += s * h
-                    quotient += w * f(args)
+                    quotient = quotient + w * f(args)
                 estimates.append(quotient / (12 * h))
             # Fourth-order differences at h and h/2: their error ratio is 16, so one
             # Richardson step cancels the h⁴ term; the gap between them bounds what is left.
             better = estimates[1] + (estimates[1] - estimates[0]) / 15
-            grad[index] = better
-            error = max(error, abs(estimates[1] - estimates[0]) / 15 + 1e-12 * max(1.0, abs(better)))
+            grad[(Ellipsis, *index)] = better
+            gap = float(np.max(np.abs(estimates[1] - estimates[0]), initial=0)) / 15
+            error = max(error, gap + 1e-12 * max(1.0, float(np.max(np.abs(better), initial=0))))
         values[name] = grad
     return Reference(values, "Richardson", error, None, function)
 
@@ -220,7 +225,7 @@ def one_sided(function: Callable, at: Mapping[str, np.ndarray], name: str, index
 
 def _kink(ref: Reference, at, name: str, index: tuple[int, ...]) -> tuple[float, float] | None:
     """The subgradient range [a, b] where the reference has a kink in this entry, else None."""
-    if ref.function is None:
+    if ref.function is None or len(index) != np.ndim(at[name]):  # a Jacobian's entry: no kink test
         return None
     try:
         left, right = one_sided(ref.function, at, name, index)
