@@ -232,7 +232,7 @@ def test_the_readme_example_runs_as_written(tmp_path) -> None:
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"<!-- pytest example[^>]*-->\n```python\n(.*?)```", readme, re.S).group(1)
+    block = re.search(r"<!-- pytest example[^>]*-->\n```python\n(.*?)```", readme, re.DOTALL).group(1)
     assert 6 <= len([line for line in block.splitlines() if line.strip()]) <= 14
     (tmp_path / "test_readme.py").write_text(block)
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_readme.py"],
