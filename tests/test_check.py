@@ -261,3 +261,12 @@ def test_jacobians_of_vector_valued_functions() -> None:
         assert_gradient(lambda x: jacobian(x).T, f, at={"x": x}, points=0)
     with pytest.raises(AssertionError, match=r"x\[1, 0\]: expected 1, got 2"):
         assert_gradient(lambda x: jacobian(x) * [[1, 1], [2, 1], [1, 1]], f, at={"x": x}, points=0)
+
+
+def test_every_given_point_is_checked() -> None:
+    # x and 2x agree at 0 only: the second point shows the bug.
+    with pytest.raises(AssertionError, match="a missing factor 2"):
+        assert_gradient(lambda x: x, "x**2", at=[{"x": 0.0}, {"x": 1.0}], points=0)
+    assert_gradient(lambda x: 2 * x, "x**2", at=[{"x": 0.0}, {"x": -3.0}, {"x": 5.0}])
+    with pytest.raises(ValueError, match="at: give the inputs by name"):
+        assert_gradient(lambda x: 2 * x, "x**2", at=[])

@@ -296,3 +296,33 @@ def test_importing_from_torch_does_not_load_torch() -> None:
     result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout) is False
+
+
+@pytest.mark.parametrize(("function", "right"), [(SigmoidFunction, True), (WrongSigmoidFunction, False)])
+def test_pytorch_gradients_go_through_assert_gradient_against_the_network(function, right: bool) -> None:
+    from chainrule.testing import assert_gradient
+
+    torch.manual_seed(3)
+    module = nn.Sequential(nn.Linear(3, 4), MySigmoid(function), nn.Linear(4, 2)).double()
+    net, params = from_torch(module, loss="mse", custom={"MySigmoid": "sigmoid"})
+    rng = np.random.default_rng(3)
+    X, Y = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+
+    def torch_gradients(W1, b1, W2, b2, X, Y):
+        # PyTorch's own backward (the custom Function's included) at the point asked for.
+        with torch.no_grad():
+            for layer, W, b in ((module[0], W1, b1), (module[2], W2, b2)):
+                layer.weight.copy_(torch.as_tensor(W))
+                layer.bias.copy_(torch.as_tensor(b))
+        module.zero_grad()
+        nn.MSELoss()(module(torch.as_tensor(X)), torch.as_tensor(Y)).backward()
+        return {"W1": module[0].weight.grad.numpy().copy(), "b1": module[0].bias.grad.numpy().copy(),
+                "W2": module[2].weight.grad.numpy().copy(), "b2": module[2].bias.grad.numpy().copy()}
+
+    at = {**params, "X": X, "Y": Y}
+    wrt = ("W1", "b1", "W2", "b2")
+    if right:
+        assert_gradient(torch_gradients, net, at=at, wrt=wrt)
+    else:
+        with pytest.raises(AssertionError, match=r"gradient check failed: \d+ wrong entries \(reference by the network's derivation"):
+            assert_gradient(torch_gradients, net, at=at, wrt=wrt)

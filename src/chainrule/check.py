@@ -305,16 +305,21 @@ def assert_gradient(
 
     ``reference`` is a formula in chainrule's language, a SymPy expression, or a plain
     function of the same named inputs returning the scalar loss. ``grad_fn`` returns one
-    array (one variable in ``wrt``) or a dict of arrays by name. Besides ``at``, ``points``
-    more points are drawn from ``seed`` near it (the ``wrt`` variables moved, the other
+    array (one variable in ``wrt``) or a dict of arrays by name. ``at`` is one point or a
+    list of points (each checked); besides them, ``points`` more are drawn from ``seed`` near the first (the ``wrt`` variables moved, the other
     inputs kept); a drawn point where the reference is not finite is skipped.
     """
     __tracebackhide__ = True  # pytest shows the user's test line and the message, not this frame
+    given = [at] if isinstance(at, Mapping) else list(at)
+    if not given or not all(isinstance(p, Mapping) for p in given):
+        raise ValueError("at: give the inputs by name, {'x': 0.5, ...}, or a list of such points")
+    at = given[0]
     names = tuple(at) if wrt is None else ((wrt,) if isinstance(wrt, str) else tuple(wrt))
     unknown = [n for n in names if n not in at]
     if unknown:
         raise ValueError(f"wrt: {unknown[0]!r} is not one of the inputs in at ({', '.join(at)})")
-    _check_at(grad_fn, reference, at, names, rtol, None)
+    for point in given:
+        _check_at(grad_fn, reference, point, names, rtol, None)
     rng = np.random.default_rng(seed)
     for number in range(1, points + 1):
         moved = dict(at)
