@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,8 @@ class Record:
     #: Symbolic derivative by variable, in the formula language; empty for a function reference.
     formulas: Mapping[str, str]
     message: str = ""
+    #: The derivation of each symbolic derivative: one line per rule, indented by depth.
+    steps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 RECORDS = pytest.StashKey[list[Record]]()
@@ -115,7 +117,31 @@ def _record(check, to_formula, test: str, names: tuple[str, ...], status: str, m
     if ref.formulas is not None:
         formulas = {name: _formula_text(to_formula, ref.formulas[name]) for name in names}
     expected = {name: ref.values[name].tolist() for name in names}
-    return Record(test, names, status, ref.method, expected, formulas, message)
+    steps = {}
+    if ref.formulas is not None:
+        steps = {name: _derivation(reference, at, name, to_formula) for name in names}
+    return Record(test, names, status, ref.method, expected, formulas, message, steps)
+
+
+def _derivation(reference, at, name: str, to_formula) -> tuple[str, ...]:
+    """The rule-by-rule derivation of ∂reference/∂name, as indented text lines."""
+    import sympy as sp
+
+    from chainrule import expr as language
+    from chainrule.rules import children, derivative_steps
+
+    expression = language.parse(reference, list(at)) if isinstance(reference, str) else reference
+    symbol = next((s for s in expression.free_symbols if s.name == name), sp.Symbol(name, real=True))
+    lines: list[str] = []
+
+    def visit(rule, depth: int) -> None:
+        written = _formula_text(to_formula, rule.expr)
+        lines.append(f"{'  ' * depth}d/d{name} {written} = {_formula_text(to_formula, rule.eval())}   ({rule.title})")
+        for child in children(rule):
+            visit(child, depth + 1)
+
+    visit(derivative_steps(expression, symbol), 0)
+    return tuple(lines)
 
 
 def _formula_text(to_formula, derivative) -> str:
@@ -178,7 +204,10 @@ pre { margin: 0; white-space: pre-wrap; font-size: 0.9em; }
 
 def _row(record: Record) -> str:
     e = html.escape
-    formulas = "\n".join(f"∂/∂{name} = {text}" for name, text in record.formulas.items())
+    formulas = "\n".join(
+        f"∂/∂{name} = {text}" + "".join(f"\n  {line}" for line in record.steps.get(name, ()))
+        for name, text in record.formulas.items()
+    )
     cells = [
         f"<td><code>{e(record.test)}</code></td>",
         f"<td>{e(', '.join(record.variables))}</td>",

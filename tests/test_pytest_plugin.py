@@ -141,3 +141,15 @@ def test_a_derivative_the_formula_language_cannot_write_is_shown_as_sympy_writes
     pytester.runpytest(*OPTIONS, "--chainrule-report", "out").assert_outcomes(passed=1)
     page = (pytester.path / "out" / REPORT_NAME).read_text(encoding="utf-8")
     assert "∂/∂x = " in page and "atan2" in page and "x = 0.25" in page
+
+
+def test_the_report_carries_each_derivation_rule_by_rule() -> None:
+    from chainrule.expr import to_formula
+    from pytest_chainrule import _derivation
+
+    assert _derivation("x**2", {"x": 3.0}, "x", to_formula) == ("d/dx x**2 = 2*x   (power rule)",)
+    lines = _derivation("sin(w*x)", {"w": 0.5, "x": 2.0}, "w", to_formula)
+    assert lines[0] == "d/dw sin(w*x) = x*cos(w*x)   (chain rule)"
+    assert any(line.startswith("  ") and "(trigonometric rule)" in line for line in lines), lines
+    page = report_html([Record("t", ("x",), "passed", "symbolic", {"x": 6.0}, {"x": "2*x"}, "", {"x": ("d/dx x**2 = 2*x   (power rule)",)})])
+    assert "d/dx x**2 = 2*x   (power rule)" in page
