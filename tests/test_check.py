@@ -270,3 +270,15 @@ def test_every_given_point_is_checked() -> None:
     assert_gradient(lambda x: 2 * x, "x**2", at=[{"x": 0.0}, {"x": -3.0}, {"x": 5.0}])
     with pytest.raises(ValueError, match="at: give the inputs by name"):
         assert_gradient(lambda x: 2 * x, "x**2", at=[])
+
+
+def test_drawn_points_keep_away_from_kinks() -> None:
+    from chainrule.check import _kink_arguments, _near_kink
+
+    kinks = _kink_arguments("abs(x - 1) + max(x, y) + relu(y)", {"x": 1.0, "y": 0.5})
+    assert _near_kink(kinks, {"x": 1.0, "y": 0.5})  # |x - 1| = 0
+    assert _near_kink(kinks, {"x": 1.3, "y": 1.3})  # x = y
+    assert not _near_kink(kinks, {"x": 1.3, "y": 0.5})
+    assert _kink_arguments("x**2", {"x": 1.0}) == [] and _kink_arguments(np.sin, {"x": 1.0}) == []
+    # The sign gradient of |x| is right away from 0; drawn points never land on the kink.
+    assert_gradient(lambda x: np.sign(x), "abs(x)", at={"x": 0.0004}, points=20)

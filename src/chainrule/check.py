@@ -321,12 +321,50 @@ def assert_gradient(
     for point in given:
         _check_at(grad_fn, reference, point, names, rtol, None)
     rng = np.random.default_rng(seed)
+    kinks = _kink_arguments(reference, at)
     for number in range(1, points + 1):
-        moved = dict(at)
-        for name in names:
-            value = np.asarray(at[name], dtype=float)
-            moved[name] = value + 0.25 * np.maximum(1.0, np.abs(value)) * rng.uniform(-1, 1, value.shape)
+        for _ in range(20):  # redraw a point that falls on (or next to) a kink
+            moved = dict(at)
+            for name in names:
+                value = np.asarray(at[name], dtype=float)
+                moved[name] = value + 0.25 * np.maximum(1.0, np.abs(value)) * rng.uniform(-1, 1, value.shape)
+            if not _near_kink(kinks, moved):
+                break
         _check_at(grad_fn, reference, moved, names, rtol, number)
+
+
+def _kink_arguments(reference, at) -> list[Callable]:
+    """For a symbolic reference: functions of the point whose value is 0 exactly at a kink.
+
+    |u|, sign(u), relu(u), step(u) break at u = 0, max(a, b) at a = b, and a piecewise
+    definition where a condition's two sides meet. A drawn point is kept away from them;
+    a plain function's kinks cannot be read, so its points are drawn as they come.
+    """
+    if isinstance(reference, str):
+        reference = formula_language.parse(reference, list(at))
+    if not isinstance(reference, sp.Basic):
+        return []
+    from .functions import relu
+
+    arguments = []
+    for node in sp.preorder_traversal(reference):
+        if isinstance(node, (sp.Abs, sp.sign, sp.Heaviside, relu)):
+            arguments.append(node.args[0])
+        elif isinstance(node, (sp.Max, sp.Min)):
+            arguments.extend(a - b for i, a in enumerate(node.args) for b in node.args[i + 1 :])
+        elif isinstance(node, sp.Piecewise):
+            arguments.extend(c.lhs - c.rhs for _, c in node.args if isinstance(c, sp.core.relational.Relational))
+    symbols = {s.name: s for a in arguments for s in a.free_symbols}
+    names = sorted(symbols)
+    function = sp.lambdify([symbols[n] for n in names], arguments, modules=[NUMPY, np])
+    if not arguments:
+        return []
+    return [lambda point: function(*[point[n] for n in names])]
+
+
+def _near_kink(kinks: list[Callable], point: Mapping[str, object]) -> bool:
+    with np.errstate(all="ignore"):
+        return any(np.any(np.abs(np.asarray(value, dtype=float)) < 1e-3) for k in kinks for value in k(point))
 
 
 def _check_at(grad_fn, reference, at, names, rtol, drawn: int | None) -> None:
