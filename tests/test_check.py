@@ -282,3 +282,31 @@ def test_drawn_points_keep_away_from_kinks() -> None:
     assert _kink_arguments("x**2", {"x": 1.0}) == [] and _kink_arguments(np.sin, {"x": 1.0}) == []
     # The sign gradient of |x| is right away from 0; drawn points never land on the kink.
     assert_gradient(lambda x: np.sign(x), "abs(x)", at={"x": 0.0004}, points=20)
+
+
+def test_a_bug_gradcheck_misses_is_caught() -> None:
+    import torch
+
+    class Cube(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x**3
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return grad * 3 * x**2 * 1.001  # 0.1 % too large
+
+    x = torch.tensor([0.3, -0.7, 1.1], dtype=torch.float64, requires_grad=True)
+    # PyTorch's own checker, with its default tolerances (rtol 1e-3), lets it through...
+    assert torch.autograd.gradcheck(lambda t: Cube.apply(t).sum(), (x,))
+
+    def grad(v):
+        t = torch.tensor(v, requires_grad=True)
+        Cube.apply(t).sum().backward()
+        return t.grad.numpy()
+
+    # ...chainrule does not, and says what shape the error has.
+    with pytest.raises(AssertionError, match="a constant factor 1.001"):
+        assert_gradient(grad, lambda v: (v**3).sum(), at={"v": x.detach().numpy()})
