@@ -8,7 +8,7 @@ network, the rules compiled with one activation derivative left out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -21,8 +21,18 @@ FACTORS = {
 }
 
 
-def diagnose(name: str, got: np.ndarray, expected: np.ndarray, others: Mapping[str, np.ndarray], rtol: float) -> str | None:
+def diagnose(
+    name: str,
+    got: np.ndarray,
+    expected: np.ndarray,
+    others: Mapping[str, np.ndarray],
+    rtol: float,
+    refine: Callable[[str], str | None] | None = None,
+) -> str | None:
     """The transformation of ``expected`` that gives ``got``, in words; None when none does.
+
+    A constant factor seen at one point is passed to ``refine``, which may look at other
+    points (``factor_across_points``: a "factor" that follows an input is a missing one).
 
     >>> diagnose("W", np.array([[1.0, 3.0], [2.0, 4.0]]), np.array([[1.0, 2.0], [3.0, 4.0]]), {}, 1e-8)
     'transposed: got[i, j] is expected[j, i]'
@@ -49,16 +59,21 @@ def diagnose(name: str, got: np.ndarray, expected: np.ndarray, others: Mapping[s
         ratios = got[mask] / expected[mask]
         ratio = float(np.median(ratios))
         if ratio != 0 and np.allclose(ratios, ratio, rtol=1e-6) and close(got, ratio * expected):
-            for factor, words in FACTORS.items():
-                if abs(ratio - factor) <= 1e-9 * abs(factor):
-                    return words
-            inverse = 1 / ratio
-            if abs(inverse - round(inverse)) < 1e-9 and round(inverse) > 2:
-                return f"divided by {round(inverse)} once too often (a batch mean taken twice?)"
-            if abs(ratio - round(ratio)) < 1e-9 and round(ratio) > 2:
-                return f"{round(ratio)} times too large (a batch sum where the mean was meant: missing 1/{round(ratio)})"
-            return f"a constant factor {ratio:.6g} off"
+            words = _factor_words(ratio)
+            return words if refine is None else refine(words)
     return None
+
+
+def _factor_words(ratio: float) -> str:
+    for factor, words in FACTORS.items():
+        if abs(ratio - factor) <= 1e-9 * abs(factor):
+            return words
+    inverse = 1 / ratio
+    if abs(inverse - round(inverse)) < 1e-9 and round(inverse) > 2:
+        return f"divided by {round(inverse)} once too often (a batch mean taken twice?)"
+    if abs(ratio - round(ratio)) < 1e-9 and round(ratio) > 2:
+        return f"{round(ratio)} times too large (a batch sum where the mean was meant: missing 1/{round(ratio)})"
+    return f"a constant factor {ratio:.6g} off"
 
 
 def network_variants(network):
@@ -99,7 +114,7 @@ def network_bug(network, at, name: str, got: np.ndarray, expected: np.ndarray, t
     return None
 
 
-def is_factor(got: np.ndarray, expected: np.ndarray) -> bool:
+def _is_factor(got: np.ndarray, expected: np.ndarray) -> bool:
     mask = np.abs(expected) > 0
     if not mask.any():
         return False
@@ -123,7 +138,7 @@ def factor_across_points(grad_fn, reference, at, names, name, diagnosis: str, to
             except (TypeError, ValueError, ArithmeticError):
                 return diagnosis
         got = np.asarray(returned[name] if isinstance(returned, Mapping) else returned, dtype=float)
-        if got.shape != expected.shape or not is_factor(got, expected):
+        if got.shape != expected.shape or not _is_factor(got, expected):
             return None
         mask = np.abs(expected) > 0
         ratios.append(float((got[mask] / expected[mask]).flat[0]))

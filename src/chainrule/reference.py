@@ -112,7 +112,7 @@ def _complex_step(function, base, wrt) -> Reference:
             grad[(Ellipsis, *index)] = out.imag / h
         values[name] = grad
     # A function that dropped the imaginary part (abs, comparisons, float()) gives zeros
-    # where differences do not; check one entry each against a difference before trusting it.
+    # where differences do not; check every entry against a difference before trusting it.
     check = _richardson(function, base, wrt)
     for name in wrt:
         if not np.allclose(values[name], check.values[name], rtol=1e-5, atol=1e-7 + 10 * check.error):
