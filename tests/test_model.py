@@ -104,6 +104,8 @@ def test_gradients_equal_pytorch(net: Network, batch: int) -> None:
     want_loss, want = torch_batch(net, params, X, Y)
     assert abs(loss - want_loss) <= 1e-12 * max(1.0, abs(want_loss))
     assert model.loss(params, X, Y) == loss
+    assert model.loss_and_predict(params, X, Y)[0] == loss
+    assert np.array_equal(model.loss_and_predict(params, X, Y)[1], model.predict(params, X))
     assert set(grads) == set(want) == set(net.parameter_shapes())
     for name in want:
         assert grads[name].shape == np.shape(params[name])

@@ -67,7 +67,7 @@ def lambdify_kernel(kernel: Kernel, constants: Mapping[sp.Symbol, float]) -> Cal
 
 
 def source(rules: LayerRules, symbolic: bool = False) -> str:
-    """The Python text of ``predict``, ``loss`` and ``loss_and_grad``.
+    """The Python text of ``predict``, ``loss``, ``loss_and_predict`` and ``loss_and_grad``.
 
     ``symbolic`` is the text ``proof.py`` runs on symbols: the loss is left as computed (not
     ``float``), and each Z, A and Δ goes through ``hook`` once computed.
@@ -104,6 +104,12 @@ def source(rules: LayerRules, symbolic: bool = False) -> str:
         *body([rules.forward, rules.loss]),
         f"    return {result}",
         "",
+        "def loss_and_predict(params, X, Y):",
+        *unpack,
+        "    n = X.shape[0]",
+        *body([rules.forward, rules.loss]),
+        f"    return {result}, {rules.output}",
+        "",
         "def loss_and_grad(params, X, Y):",
         *unpack,
         "    n = X.shape[0]",
@@ -137,6 +143,8 @@ class Model:
     predict: Callable[[Mapping[str, np.ndarray], np.ndarray], np.ndarray] = field(repr=False)
     loss: Callable[[Mapping[str, np.ndarray], np.ndarray, np.ndarray], float] = field(repr=False)
     loss_and_grad: Callable[..., tuple[float, dict[str, np.ndarray]]] = field(repr=False)
+    #: The loss and the output layer from one forward pass (evaluating a model on a data set).
+    loss_and_predict: Callable[..., tuple[float, np.ndarray]] = field(repr=False)
 
     def init_params(self, seed: int = 0, scheme: str = "glorot_uniform") -> dict[str, np.ndarray]:
         """Fresh parameters: weights by ``scheme`` (see ``INIT_SCHEMES``), biases 0, α as the spec sets it."""
@@ -171,5 +179,5 @@ def compile(network: Network, rules: LayerRules | None = None) -> Model:
     names = namespace(rules)
     # The text is built from the rules' own lines and array names; no spec string is in it.
     exec(builtins.compile(text, f"<chainrule model {network.sizes}>", "exec"), names)  # noqa: S102
-    return Model(network, rules, text, names["predict"], names["loss"], names["loss_and_grad"])
+    return Model(network, rules, text, names["predict"], names["loss"], names["loss_and_grad"], names["loss_and_predict"])
 

@@ -305,8 +305,7 @@ def fit(
 def _evaluate(model: Model, params, data: Dataset, part: str) -> tuple[float | None, float | None]:
     X, Y, labels = getattr(data, f"X_{part}"), getattr(data, f"Y_{part}"), getattr(data, f"labels_{part}")
     with np.errstate(all="ignore"):
-        loss = model.loss(params, X, Y)
-        scores = model.predict(params, X)
+        loss, scores = model.loss_and_predict(params, X, Y)
     if not np.isfinite(scores).all():
         return float(loss), None
     return float(loss), accuracy(labels, scores, data.targets)
