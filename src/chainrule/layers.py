@@ -133,12 +133,13 @@ def layer_rules(network: Network) -> LayerRules:
     forward: list[VectorRule] = []
     backward: list[VectorRule] = []
     parameters: list[str] = []
-    acts, zs, fprimes = [X], [], []
+    acts, zs, weights, fprimes = [X], [], [], []
     learned: dict[int, sp.Symbol] = {}
     for l, (layer, choice) in enumerate(zip(network.layers, network.activations), start=1):
         entry = choice.entry
         bound = _bound(choice, f"l{l}", constants)
         W_ = matrix(f"W{l}", sizes[l], sizes[l - 1], Notation("W", "W", l))
+        weights.append(W_)
         Z_ = matrix(f"Z{l}", N, sizes[l], Notation("Z", "Z", l))
         A_ = matrix(f"A{l}", N, sizes[l], Notation("A", "A", l))
         previous = "X" if l == 1 else f"A{l - 1}"
@@ -204,11 +205,12 @@ def layer_rules(network: Network) -> LayerRules:
         kernel("k_dpen", (W,), sp.diff(reg.entry.term, W).xreplace(reg_bound), "r′(w)")
         R = sp.Symbol("R")
         total = " + ".join(f"k_pen(W{l}).sum()" for l in range(1, last + 1))
-        penalty = sp.MatAdd(*[
+        terms = [
             column(sizes[l]).T * matrix(f"r{l}", sizes[l], sizes[l - 1], Notation("r", "r", None, arg=Notation("W", "W", l)))
             * column(sizes[l - 1])
             for l in range(1, last + 1)
-        ]) if last > 1 else column(sizes[1]).T * matrix("r1", sizes[1], sizes[0], Notation("r", "r", None, arg=Notation("W", "W", 1))) * column(sizes[0])
+        ]
+        penalty = terms[0] if len(terms) == 1 else sp.MatAdd(*terms)
         loss_rules.append(VectorRule("penalty", None, R, penalty, f"R = {total}\nL = L + R"))
 
     # Backward: Δ of the output layer, then for each layer ∂L/∂W, ∂L/∂b, Δ below.
@@ -253,8 +255,8 @@ def layer_rules(network: Network) -> LayerRules:
             gb = matrix(f"gb{l}", sizes[l], 1, Notation("b", "b", l, of="L"))
             backward.append(VectorRule("BP3", l, gb, D[l].T * ones, f"gb{l} = ones @ D{l}"))
         if l in learned:
-            name = network.activations[l - 1].entry.parameters[0].name
             parameter = network.activations[l - 1].entry.parameters[0]
+            name = parameter.name
             ga = sp.Symbol(f"g{name}{l}")
             notation[ga] = Notation(parameter.latex, parameter.text, l, of="L")
             dfa = matrix(f"dfa{l}", N, sizes[l], Notation("\\partial f", "∂f", l, arg=Notation("Z", "Z", l)))
@@ -263,7 +265,7 @@ def layer_rules(network: Network) -> LayerRules:
         if l > 1:
             below, (df, extra) = l - 1, fprimes[l - 2]
             code = f"G{below} = D{l} @ W{l}"
-            backward.append(VectorRule("BP2", below, G[below], D[l] * matrix(f"W{l}", sizes[l], sizes[l - 1], Notation("W", "W", l)), code))
+            backward.append(VectorRule("BP2", below, G[below], D[l] * weights[l - 1], code))
             backward.append(VectorRule("BP2", below, D[below], sp.HadamardProduct(G[below], fp[below]),
                                        _times(f"D{below}", f"G{below}", f"{df}(Z{below}, A{below}{extra})", kernels[df].expr)))
     if any(l == last for l in learned) and not any(r.code.startswith(f"G{last} ") for r in backward):
