@@ -195,6 +195,11 @@ def _stem(text: str) -> str:
     return text
 
 
+def _spec_stem(spec: str) -> str:
+    """Output files are named after the spec file: its stem, with anything but [A-Za-z0-9_.-] as _."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", Path(spec).stem) or "spec"
+
+
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
     print(f"chainrule: {message}", file=sys.stderr)
     return code
@@ -211,7 +216,7 @@ def _derive(args: argparse.Namespace) -> int:
         network, stem = default_network(), "default"
     else:
         network = load(args.spec)
-        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(args.spec).stem) or "spec"
+        stem = _spec_stem(args.spec)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return _fail(f"--out: {args.out} is a file; give a folder")
@@ -332,7 +337,7 @@ def _train(args: argparse.Namespace) -> int:
     if result.first_step is not None:
         theta, gradient = result.first_step
         update = worked_step(optimizer, theta, gradient, run.learning_rate, run.hyperparameters)
-    stem = (re.sub(r"[^A-Za-z0-9_.-]", "_", Path(args.spec).stem) or "spec") + "-training"
+    stem = _spec_stem(args.spec) + "-training"
     documents = training_documents(result, out, stem, args.format, update, optimizer, schedule, NOTATION)
     written = _save(documents, args.out)
     if written:
