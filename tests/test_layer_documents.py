@@ -173,3 +173,58 @@ def test_a_failed_proof_is_reported_not_hidden() -> None:
         escape = {"html": html.escape, "tex": escape_latex, "md": escape_markdown}[fmt]
         assert f"These differ: {escape('gW1[0, 1]')}." in text
     assert json.loads(docs["json"])["layer_rules"]["proof"]["passed"] is False
+
+
+# The batch-norm backward in documents: the compact form equals the scalar walk ----------
+
+def _normalization_derivation(kind):
+    from chainrule.derive import derive
+    from chainrule.kinds import BatchNorm, LayerNorm
+    from chainrule.network import Dense, Network
+
+    norm = BatchNorm() if kind == "batch_norm" else LayerNorm()
+    return derive(Network(2, (Dense(2, "identity"), norm, Dense(1, "identity")), "mse"), batch=2)
+
+
+@pytest.mark.parametrize("kind", ["batch_norm", "layer_norm"])
+def test_compact_backward_equals_the_scalar_walk(kind) -> None:
+    import sympy as sp
+
+    from chainrule.kinds.normalize_equations import in_inputs
+
+    d = _normalization_derivation(kind)
+    steps = {eq.label: eq for eq in d.equations if eq.layer == 2}
+    assert list(steps) == ["normalize-walk", "normalize-variance", "normalize-mean", "normalize-substituted", "normalize-compact"]
+    layer, names = d.graph.layers[1], d.graph.adjoint_names
+    compact = steps["normalize-compact"]
+    checked = 0
+    for symbol, entry in zip([s for row in compact.of for s in row], compact.explicit):
+        # The walk's ∂L/∂a of the stage's input, with its own ∂L/∂μ and ∂L/∂σ² substituted.
+        walk = d.adjoints[symbol].substituted
+        for _ in range(2):
+            walk = walk.xreplace({names[n]: d.adjoints[n].substituted for n in layer.nodes if n in names and "xhat" not in str(n)})
+        difference = in_inputs(walk, layer, d.graph) - in_inputs(entry, layer, d.graph)
+        assert sp.simplify(difference) == 0, symbol
+        checked += 1
+    assert checked == 4
+
+
+def test_batch_norm_document_shows_the_steps() -> None:
+    from chainrule.network import load
+    from chainrule.numeric import worked_example
+    from chainrule.derive import derive
+    from chainrule.render import render
+    import json
+
+    net = load(Path(__file__).parent.parent / "examples" / "batchnorm-2-examples.toml")
+    d = derive(net)
+    ex = worked_example(d)
+    html = render(d, "html", ex)
+    assert 'id="steps-2"' in html and "step by step" in html
+    for node in ("xhat2_1_1", "var2_1", "mu2_1", "a1_1_1", "z1_1_1"):
+        assert f'id="adjoint-{node}"' in html
+    doc = json.loads(render(d, "json", ex))
+    assert [s["kind"] for s in doc["network"]["stages"]] == ["dense", "batch_norm", "dense"]
+    assert set(doc["adjoints"]) == {str(s) for s in d.adjoints}
+    assert {str(n.symbol) for n in d.graph.nodes} == set(doc["nodes"])
+    assert render(d, "json", ex) == render(d, "json", ex)

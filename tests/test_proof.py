@@ -42,9 +42,11 @@ def test_layer_rules_are_proved_for_every_activation(name: str) -> None:
     proof = prove(net, batch=2, width=3)
     assert proof.passed, proof.failures
     assert proof.network.sizes == (3, 3, 3)
-    # Z, A and Δ of both layers for both examples, the loss, and every gradient entry.
+    # Z, A and Δ of both layers and G = ∂L/∂A of the hidden one (of the output too for prelu, whose α
+    # needs it), for both examples; the loss; every gradient entry.
     parameters = sum(int(np.prod(s)) for s in net.parameter_shapes().values())
-    assert proof.entries == 3 * 2 * 2 * 3 + 1 + parameters
+    gradients = 2 if name == "prelu" else 1
+    assert proof.entries == 3 * 2 * 2 * 3 + gradients * 2 * 3 + 1 + parameters
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))

@@ -12,7 +12,7 @@ import torch
 from chainrule.cli import main
 from chainrule.datasets import load_dataset
 from chainrule.model import compile
-from chainrule.network import Dense, Network, SpecError, load
+from chainrule.network import BatchNorm, Dense, Dropout, Network, Residual, SpecError, load
 from chainrule.optim import OPTIMIZERS, SCHEDULES
 from chainrule.train import DEFAULTS, batches, fit, settings
 
@@ -236,3 +236,127 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+# --- every layer kind: running statistics, dropout masks, batches -----------------------------
+
+BN_MOONS = Network(2, (Dense(8, "tanh"), BatchNorm(), Dense(1, "sigmoid")), "bce")
+
+
+def test_batch_norm_training_follows_pytorch_and_keeps_the_running_statistics() -> None:
+    data = _moons()
+    run = settings({"data": "moons", "optimizer": "sgd", "learning_rate": 0.1, "epochs": 3, "batch_size": 24}, network=BN_MOONS)
+    model = compile(BN_MOONS)
+    result = fit(model, data, run)
+    assert result.history[-1].steps == 30 and sorted(result.state) == ["mean2", "var2"]
+
+    F = torch.nn.functional
+    params = {k: torch.tensor(v, requires_grad=True) for k, v in model.init_params(seed=0).items()}
+    mean, var = torch.zeros(8, dtype=torch.float64), torch.ones(8, dtype=torch.float64)
+    opt = torch.optim.SGD(params.values(), lr=0.1)
+    rng = np.random.default_rng((0, 2))
+    X, Y = torch.tensor(data.X_train), torch.tensor(data.Y_train)
+
+    def forward(x, training):
+        a = torch.tanh(x @ params["W1"].T + params["b1"])
+        a = F.batch_norm(a, mean, var, params["gamma2"], params["beta2"], training=training, momentum=0.1, eps=1e-5)
+        return torch.sigmoid(a @ params["W3"].T + params["b3"])
+
+    for _ in range(3):
+        for rows in batches(240, 24, rng):
+            opt.zero_grad()
+            F.binary_cross_entropy(forward(X[rows], True), Y[rows]).backward()
+            opt.step()
+    for name, tensor in params.items():
+        want = tensor.detach().numpy()
+        assert np.abs(result.parameters[name] - want).max() <= 1e-9 * max(1.0, np.abs(want).max())
+    assert np.abs(result.state["mean2"] - mean.numpy()).max() <= 1e-9
+    assert np.abs(result.state["var2"] - var.numpy()).max() <= 1e-9
+    assert not np.allclose(result.state["var2"], 1.0)  # they moved
+    with torch.no_grad():  # evaluation uses the running statistics (PyTorch's eval mode)
+        p = forward(torch.tensor(data.X_test), False)
+        want = F.binary_cross_entropy(p, torch.tensor(data.Y_test)).item()
+    assert result.test_loss == pytest.approx(want, rel=1e-10)
+
+
+def test_dropout_masks_come_from_the_seed() -> None:
+    net = Network(2, (Dense(16, "relu"), Dropout(0.5), Dense(1, "sigmoid")), "bce")
+    model, data = compile(net), _moons()
+
+    def trained(seed: int):
+        run = settings({"data": "moons", "optimizer": "adam", "epochs": 3, "batch_size": 32, "seed": seed})
+        return fit(model, data, run)
+
+    a, b, c = trained(0), trained(0), trained(1)
+    assert all(np.array_equal(a.parameters[k], b.parameters[k]) for k in a.parameters)
+    assert a.test_loss == b.test_loss and a.state == {} and a.stopped is None
+    assert not np.array_equal(a.parameters["W1"], c.parameters["W1"])
+    # The masks do act: the same run with p = 0 (every unit kept, same weights and batches) ends elsewhere.
+    plain = compile(Network(2, (Dense(16, "relu"), Dropout(0.0), Dense(1, "sigmoid")), "bce"))
+    kept = fit(plain, data, settings({"data": "moons", "optimizer": "adam", "epochs": 3, "batch_size": 32}))
+    assert np.abs(kept.parameters["W1"] - a.parameters["W1"]).max() > 1e-3
+
+
+def test_a_residual_network_reports_the_gradient_norm_of_each_layer_with_parameters() -> None:
+    net = Network(2, (Dense(8, "relu"), Residual([Dense(8, "relu"), Dense(8, "identity")]), Dropout(0.1), Dense(1, "sigmoid")), "bce")
+    result = fit(compile(net), _moons(), settings({"data": "moons", "epochs": 2, "batch_size": 32}))
+    # stages: 1 dense, 2 and 3 inside the block, 4 the sum, 5 dropout, 6 dense; 4 and 5 have no parameters
+    assert list(result.history[0].gradient_norms) == ["layer 1", "layer 2", "layer 3", "layer 6"]
+    assert all(v > 0 for v in result.history[0].gradient_norms.values())
+
+
+def test_batch_norm_with_a_batch_of_one_is_refused_at_settings_time() -> None:
+    with pytest.raises(SpecError) as caught:
+        settings({"data": "moons", "batch_size": 1}, network=BN_MOONS)
+    message = str(caught.value)
+    assert message.startswith("<network>: training.batch_size: batch norm normalizes over the examples of a batch")
+    assert 'use 2 or more (e.g. 32) or "full"' in message and "\n" not in message
+    assert settings({"data": "moons", "batch_size": 1}, network=MOONS).batch_size == 1  # dense alone: fine
+    assert settings({"data": "moons", "batch_size": 1, "optimizer": "gd"}, network=BN_MOONS).optimizer == "gd"  # full batch
+
+
+def test_batch_norm_with_a_batch_of_one_on_the_command_line_is_exit_2_and_no_files(tmp_path, capsys) -> None:
+    code = main(["train", "examples/batchnorm.toml", "--batch-size", "1", "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "examples/batchnorm.toml: training.batch_size: batch norm normalizes over the examples of a batch" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_last_batch_of_one_row_joins_the_batch_before_it_under_batch_norm() -> None:
+    assert [len(b) for b in batches(240, 239, np.random.default_rng(0))] == [239, 1]
+    run = settings({"data": "moons", "optimizer": "sgd", "epochs": 2, "batch_size": 239}, network=BN_MOONS)
+    result = fit(compile(BN_MOONS), _moons(), run)
+    assert result.stopped is None and [e.steps for e in result.history] == [1, 2]
+    dense = fit(compile(MOONS), _moons(), settings({"data": "moons", "optimizer": "sgd", "epochs": 2, "batch_size": 239}))
+    assert [e.steps for e in dense.history] == [2, 4]  # without batch norm the lone row is a step of its own
+
+
+@pytest.mark.parametrize("example", ["batchnorm", "residual", "dropout"])
+def test_the_layer_kind_examples_reach_96_percent_on_digits(tmp_path, capsys, example: str) -> None:
+    assert main(["train", f"examples/{example}.toml", "--out", str(tmp_path), "--quiet"]) == 0
+    report = _report(tmp_path)
+    assert report["test_accuracy"] >= 0.96, report["test_accuracy"]
+    assert report["settings"]["data"] == "digits" and len(report["history"]) == 20
+    if example == "batchnorm":
+        assert sorted(report["state"]) == ["mean2", "var2"] and len(report["state"]["var2"]) == 64
+        assert min(report["state"]["var2"]) > 0
+        html = (tmp_path / "batchnorm-training.html").read_text()
+        assert "The running statistics" in html and "<code>mean2</code>" in html
+    else:
+        assert report["state"] == {}
+
+
+def test_depth_20_sigmoid_trains_with_batch_norm_and_not_without() -> None:
+    """Twenty sigmoid layers: plain, δ vanishes (σ' ≤ 1/4 per layer); with batch norm after each, it trains."""
+    plain = Network(2, (*(Dense(8, "sigmoid") for _ in range(20)), Dense(1, "sigmoid")), "bce")
+    normed = Network(2, (*(s for _ in range(20) for s in (Dense(8, "sigmoid"), BatchNorm())), Dense(1, "sigmoid")), "bce")
+    table = {"data": "moons", "optimizer": "sgd", "learning_rate": 0.1, "epochs": 10, "batch_size": 32}
+    a = fit(compile(plain), _moons(), settings(table, network=plain))
+    b = fit(compile(normed), _moons(), settings(table, network=normed))
+    # measured: plain 0.695 -> 0.694, 50.0% test accuracy, layer 1 gradient 1e-14; batch norm 0.695 -> 0.406, 82.5%
+    assert a.history[-1].train_loss > 0.69 and a.test_accuracy <= 0.55
+    assert a.history[0].gradient_norms["layer 1"] < 1e-10
+    assert b.history[-1].train_loss < 0.5 and b.test_accuracy >= 0.8
+    assert b.history[0].gradient_norms["layer 1"] > 1e-2

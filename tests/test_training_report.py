@@ -96,6 +96,16 @@ def long_run() -> TrainingResult:
     return TrainingResult("Long", replace(SETTINGS, epochs=200), history(200), 0.01, 0.99, None, PARAMETERS, 90, 30, 30, ("a", "b", "c"))
 
 
+@pytest.fixture
+def batch_norm() -> TrainingResult:
+    """A run of a network with batch norm at layer 2: its running statistics are part of the result."""
+    parameters = {"W1": np.zeros((3, 4)), "b1": np.zeros(3), "gamma2": np.ones(3), "beta2": np.zeros(3),
+                  "W3": np.zeros((2, 3)), "b3": np.zeros(2)}  # fmt: skip
+    state = {"mean2": np.array([0.25, -1.5, 3.0]), "var2": np.array([0.5, 2.0, 1.125])}
+    return TrainingResult("With batch norm", SETTINGS, history(3), 0.2, 0.9, None, parameters, 90, 30, 30, ("a", "b"),
+                          None, state)  # fmt: skip
+
+
 def svgs(html: str) -> list[str]:
     return re.findall(r"<svg\b.*?</svg>", html, flags=re.DOTALL)
 
@@ -379,3 +389,32 @@ def test_importing_chainrule_and_the_report_does_not_load_matplotlib() -> None:
     loaded = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout)
     assert "chainrule.plots" in loaded and "chainrule.render.training" in loaded
     assert not [m for m in loaded if m.startswith("matplotlib")]
+
+
+# --- the running statistics -------------------------------------------------------------------
+
+
+def test_json_holds_the_running_statistics(batch_norm: TrainingResult, classification: TrainingResult) -> None:
+    doc = json.loads(render_training(batch_norm, "json"))
+    assert doc["state"] == {"mean2": [0.25, -1.5, 3.0], "var2": [0.5, 2.0, 1.125]}
+    assert json.loads(render_training(classification, "json"))["state"] == {}
+
+
+def test_json_writes_a_running_statistic_that_is_not_finite_as_null(batch_norm: TrainingResult) -> None:
+    broken = replace(batch_norm, state={"mean2": np.array([math.nan, 1.0]), "var2": np.array([math.inf, 1.0])})
+    assert json.loads(render_training(broken, "json"))["state"] == {"mean2": [None, 1.0], "var2": [None, 1.0]}
+
+
+def test_html_shows_the_running_statistics_per_unit(batch_norm: TrainingResult, classification: TrainingResult) -> None:
+    html = render_training(batch_norm, "html")
+    section = re.search(r'<section id="state">(.*?)</section>', html, flags=re.DOTALL).group(1)
+    assert "<h2>The running statistics</h2>" in section
+    head = re.search(r"<thead>(.*?)</thead>", section, flags=re.DOTALL).group(1)
+    assert re.findall(r"<th[^>]*>(.*?)</th>", head) == ["array", "layer", "unit 1", "unit 2", "unit 3"]
+    rows = re.findall(r"<tr>(.*?)</tr>", re.search(r"<tbody>(.*?)</tbody>", section, flags=re.DOTALL).group(1))
+    assert len(rows) == 2 and "<code>mean2</code>" in rows[0] and "<code>var2</code>" in rows[1]
+    cells = [re.findall(r'<td class="num">(.*?)</td>', row) for row in rows]
+    assert cells == [["2", format_number(0.25, 4), format_number(-1.5, 4), format_number(3.0, 4)],
+                     ["2", format_number(0.5, 4), format_number(2.0, 4), format_number(1.125, 4)]]  # fmt: skip
+    assert html.index('id="state"') < html.index('id="update"')
+    assert 'id="state"' not in render_training(classification, "html")

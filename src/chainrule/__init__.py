@@ -13,7 +13,8 @@ from importlib import import_module
 
 from .catalog import ACTIVATIONS, LOSSES, REGULARIZERS
 from .derive import Derivation, derive
-from .network import Dense, Example, Network, SpecError, default_network, load, loads
+from .kinds import KINDS
+from .network import Activation, BatchNorm, Dense, Dropout, Example, LayerNorm, Network, Residual, SpecError, default_network, load, loads
 from .numeric import WorkedExample, draw_point, worked_example
 
 #: Training names load their modules on first use, so that deriving never imports them.
@@ -37,17 +38,23 @@ def __getattr__(name: str):
 
 __all__ = [
     "ACTIVATIONS",
+    "Activation",
     "DATASETS",
     "INIT_SCHEMES",
+    "KINDS",
     "LOSSES",
     "OPTIMIZERS",
     "REGULARIZERS",
+    "Residual",
     "SCHEDULES",
+    "BatchNorm",
     "DataError",
     "Dataset",
     "Dense",
+    "Dropout",
     "Derivation",
     "Example",
+    "LayerNorm",
     "Model",
     "Network",
     "Settings",

@@ -315,7 +315,7 @@ def _train(args: argparse.Namespace) -> int:
         "clip_value": args.clip_value, "clip_norm": args.clip_norm,
     }
     try:
-        run = settings(network.training, overrides)
+        run = settings(network.training, overrides, network)
     except SpecError as exc:
         raise exc.located(args.spec) from None
     features = DATASETS[run.data].features

@@ -26,6 +26,7 @@ import sympy as sp
 from .catalog import A, Z
 from .functions import xdivy
 from .graph import Graph, Node, Notation, build_graph
+from .kinds import KINDS, LayerEquation
 from .network import Network
 from .rules import Rule, derivative_steps
 
@@ -86,21 +87,6 @@ class Adjoint:
     def value(self) -> sp.Expr:
         """The form the numbers are computed from: the simplified one where there is one."""
         return self.substituted if self.simplified is None else self.simplified
-
-
-@dataclass(frozen=True)
-class LayerEquation:
-    """One of BP1-BP4 for one layer, in vector form and written out entry by entry."""
-
-    label: str
-    layer: int
-    lhs: sp.Expr
-    rhs: sp.Expr
-    #: The same right-hand side as an explicit matrix of forward symbols and δs.
-    explicit: sp.ImmutableMatrix
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "explicit", sp.ImmutableMatrix(self.explicit))
 
 
 @dataclass(frozen=True)
@@ -195,9 +181,12 @@ class Derivation:
         return render(self, "md")
 
 
-def derive(network: Network) -> Derivation:
-    """Derive ∂L/∂p for every parameter p of ``network`` by one reverse walk over its graph."""
-    graph = build_graph(network)
+def derive(network: Network, batch: int | None = None) -> Derivation:
+    """Derive ∂L/∂p for every parameter p of ``network`` by one reverse walk over its graph.
+
+    ``batch`` examples (by default ``network.batch``) make up the loss, their mean.
+    """
+    graph = build_graph(network, batch)
     children: dict[sp.Symbol, list[Node]] = {}
     for node in graph.nodes:
         for parent in node.parents:
@@ -233,8 +222,13 @@ def _output_simplifier(network: Network, graph: Graph):
     Softmax with cross-entropy reaches aⱼ·Σᵢyᵢ - yⱼ, which is aⱼ - yⱼ only because the
     targets add up to 1; the loss's own statement of its targets licenses that step.
     """
-    outputs = set(graph.layers[-1].z)
-    total = sp.Add(*graph.targets)
+    last = graph.layers[-1]
+    width = len(last.output_grid[0])
+    # Each output unit's example, and that example's targets: they add up to 1 example by example.
+    totals = {
+        z: sp.Add(*graph.targets[(i // width) * width : (i // width + 1) * width]) for i, z in enumerate(last.z)
+    }
+    outputs = set(last.z)
     distribution = network.loss_choice.entry.targets == "distribution"
 
     def simplify_at(symbol: sp.Symbol, expr: sp.Expr) -> tuple[sp.Expr | None, str | None]:
@@ -243,10 +237,12 @@ def _output_simplifier(network: Network, graph: Graph):
         plain = expr.replace(xdivy, lambda x, y: x / y)  # the 0/0 guard says nothing about the algebra
         shorter = sp.factor_terms(sp.cancel(sp.expand(plain)))
         assumption = None
-        if distribution and len(graph.targets) > 1:
-            summed = sp.expand(shorter).collect(graph.layers[-1].a).subs(total, 1)
-            if summed != sp.expand(shorter) and sp.count_ops(summed) < sp.count_ops(shorter):
-                shorter, assumption = summed, "the targets add up to 1"
+        if distribution and width > 1:
+            # Over a batch the δ carries the mean's 1/N: collect inside it.
+            coefficient, core = shorter.as_coeff_Mul()
+            summed = sp.expand(core).collect(last.a).subs(totals[symbol], 1)
+            if summed != sp.expand(core) and sp.count_ops(coefficient * summed) < sp.count_ops(shorter):
+                shorter, assumption = coefficient * summed, "the targets add up to 1"
         if sp.count_ops(shorter) >= sp.count_ops(expr) or shorter == expr:
             return None, None
         return shorter, assumption
@@ -296,59 +292,45 @@ def _chain(symbol: sp.Symbol, children: Mapping[sp.Symbol, list[Node]], loss: sp
     return tuple(reversed(factors))
 
 
+@dataclass(frozen=True)
+class _EquationContext:
+    """What a kind's ``equations`` reads: the adjoints, the layers, and a maker of vector symbols."""
+
+    network: Network
+    graph: Graph
+    adjoints: Mapping[sp.Symbol, Adjoint]
+    notation: dict
+
+    @property
+    def batch(self) -> int:
+        return self.graph.batch
+
+    @property
+    def regularized(self) -> bool:
+        return self.network.regularizer_choice is not None
+
+    def vector(self, name: str, rows: int, cols: int, written: Notation) -> sp.MatrixSymbol:
+        symbol = sp.MatrixSymbol(name, rows, cols)
+        self.notation[symbol] = written
+        return symbol
+
+    def layer(self, number: int):
+        return self.graph.layers[number - 1]
+
+    def consumers(self, number: int) -> list:
+        """The stages that read stage ``number``'s output."""
+        return [s for s in self.network.stages if s.source == number or s.skip == number]
+
+
 def _layer_equations(
     network: Network, graph: Graph, adjoints: Mapping[sp.Symbol, Adjoint], notation: dict
 ) -> tuple[LayerEquation, ...]:
-    """BP1-BP4 (Nielsen, ch. 2) in vector form for each layer, with their entries written out."""
-
-    def vector(name: str, rows: int, cols: int, written: Notation) -> sp.MatrixSymbol:
-        symbol = sp.MatrixSymbol(name, rows, cols)
-        notation[symbol] = written
-        return symbol
-
+    """Each stage's layer-level equations (BP1–BP4 of a dense layer), from the output layer down."""
+    context = _EquationContext(network, graph, adjoints, notation)
     equations: list[LayerEquation] = []
-    last = len(graph.layers)
-    for layer in reversed(graph.layers):
-        l, units, fan_in = layer.number, len(layer.z), len(layer.inputs)
-        delta = vector(f"delta{l}", units, 1, Notation("\\delta", "δ", l))
-        if not network.activations[l - 1].entry.elementwise:
-            # Each output depends on every z of the layer: the Jacobian replaces f′(z)∘.
-            grad = vector(f"grad_a{l}", units, 1, Notation("a", "a", l, of="L"))
-            jac = vector(f"J{l}", units, units, Notation("J", "J", l))
-            explicit = sp.Matrix([adjoints[z].value for z in layer.z])
-            equations.append(LayerEquation("BP1", l, delta, jac.T * grad, explicit))
-        elif l == last:
-            slope, fprime = _slope(layer, adjoints, vector)
-            grad = vector(f"grad_a{l}", units, 1, Notation("a", "a", l, of="L"))
-            explicit = sp.Matrix([adjoints[a].substituted for a in layer.a]).multiply_elementwise(slope)
-            equations.append(LayerEquation("BP1", l, delta, sp.HadamardProduct(grad, fprime, evaluate=False), explicit))
-        else:
-            slope, fprime = _slope(layer, adjoints, vector)
-            above = graph.layers[l]
-            weights = vector(f"W{l + 1}", len(above.z), units, Notation("W", "W", l + 1))
-            upper = vector(f"delta{l + 1}", len(above.z), 1, Notation("\\delta", "δ", l + 1))
-            explicit = (sp.Matrix(above.weights).T * sp.Matrix(above.deltas)).multiply_elementwise(slope)
-            rhs = sp.HadamardProduct(weights.T * upper, fprime, evaluate=False)
-            equations.append(LayerEquation("BP2", l, delta, rhs, explicit))
-        if layer.biases is not None:
-            grad_b = vector(f"grad_b{l}", units, 1, Notation("b", "b", l, of="L"))
-            equations.append(LayerEquation("BP3", l, grad_b, delta, sp.Matrix(layer.deltas)))
-        written = Notation("x", "x") if l == 1 else Notation("a", "a", l - 1)
-        previous = vector(f"a{l - 1}", fan_in, 1, written)
-        grad_w = vector(f"grad_W{l}", units, fan_in, Notation("W", "W", l, of="L"))
-        explicit = sp.Matrix([[adjoints[w].substituted for w in row] for row in layer.weights])
-        rhs = delta * previous.T
-        if network.regularizer_choice is not None:
-            rhs = rhs + vector(f"grad_R{l}", units, fan_in, Notation("W", "W", l, of="R"))
-        equations.append(LayerEquation("BP4", l, grad_w, rhs, explicit))
+    for stage in reversed(network.stages):
+        equations.extend(KINDS[stage.kind].equations(stage, graph.layers[stage.number - 1], context))
     return tuple(equations)
-
-
-def _slope(layer, adjoints, vector):
-    """f′(z) of an elementwise layer: its entries, and the vector symbol that names them."""
-    slope = sp.Matrix([adjoints[z].terms[0].local.shown for z in layer.z])
-    l = layer.number
-    return slope, vector(f"fprime{l}", len(layer.z), 1, Notation("f'", "f′", l, arg=Notation("z", "z", l)))
 
 
 def _activation_derivatives(network: Network) -> tuple[ActivationDerivative, ...]:

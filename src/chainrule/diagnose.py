@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from .reference import reference_gradient
+from .reference import network_masks, reference_gradient
 
 FACTORS = {
     2.0: "an extra factor 2",
@@ -105,8 +105,9 @@ def network_variants(network):
 def network_bug(network, at, name: str, got: np.ndarray, expected: np.ndarray, tolerance: float) -> str | None:
     shapes = network.parameter_shapes()
     params = {k: np.asarray(at[k], dtype=float) for k in shapes}
+    masks = network_masks(network, at)
     for words, loss_and_grad in network_variants(network):
-        _, grads = loss_and_grad(params, np.asarray(at["X"]), np.asarray(at["Y"]))
+        _, grads = loss_and_grad(params, np.asarray(at["X"]), np.asarray(at["Y"]), masks=masks)
         planted = grads[name]
         scale = tolerance * max(1.0, float(np.abs(planted).max(initial=0)))
         if np.allclose(got, planted, rtol=tolerance, atol=scale) and not np.allclose(planted, expected, rtol=tolerance, atol=scale):

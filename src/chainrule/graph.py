@@ -25,56 +25,10 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .catalog import A, Parameter, W, Z
+from .catalog import Parameter, W
+from .kinds import KINDS, Layer
 from .network import Network
-
-
-@dataclass(frozen=True)
-class Notation:
-    """How one symbol is written: a base letter, an optional layer superscript, indices."""
-
-    base: str  # LaTeX: "w", "\\delta", "\\mathcal{L}"
-    text: str  # Unicode: "w", "δ", "L"
-    layer: int | None = None
-    indices: tuple[int, ...] = ()
-    #: Written as ∂of/∂(this symbol): for vectors of gradients such as ∂L/∂W⁽ˡ⁾.
-    of: str | None = None
-    #: Written as this symbol applied to ``arg``: f′⁽ˡ⁾(z⁽ˡ⁾).
-    arg: Notation | None = None
-    #: A subscript that is not a unit number, in plain text: the "t-1" of θₜ₋₁ (optimizers).
-    subscript: str | None = None
-
-
-@dataclass(frozen=True)
-class Node:
-    """A computed quantity: ``symbol = expr``, with ``expr`` written in parent symbols."""
-
-    symbol: sp.Symbol
-    expr: sp.Expr
-    parents: tuple[sp.Symbol, ...]
-    #: The definition as a reader sees it (σ(z) rather than 1/(1+exp(-z))).
-    display: sp.Expr
-    #: Textbook forms of ∂symbol/∂parent, in forward symbols, where the catalog has them.
-    forms: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()
-    #: The same value computed without overflow, for NumPy (log-sum-exp for softmax
-    #: cross-entropy); ``None`` when ``expr`` itself is safe to evaluate.
-    numeric: sp.Expr | None = None
-
-
-@dataclass(frozen=True)
-class Layer:
-    """The symbols of one dense layer, for layer-level equations and numeric arrays."""
-
-    number: int
-    activation: str
-    weights: tuple[tuple[sp.Symbol, ...], ...]  # [j][k]
-    biases: tuple[sp.Symbol, ...] | None
-    inputs: tuple[sp.Symbol, ...]  # a⁽ˡ⁻¹⁾ (x for the first layer)
-    z: tuple[sp.Symbol, ...]
-    a: tuple[sp.Symbol, ...]
-    deltas: tuple[sp.Symbol, ...]
-    #: Learned parameters of the activation, by the name their array has ("alpha1" of prelu).
-    learned: tuple[tuple[str, sp.Symbol], ...] = ()
+from .symbols import Node, Notation
 
 
 @dataclass(frozen=True)
@@ -90,8 +44,12 @@ class Graph:
     notation: Mapping[sp.Symbol, Notation]
     #: Nodes whose ∂L/∂node has a name of its own (z -> δ); other adjoints are written out.
     adjoint_names: Mapping[sp.Symbol, sp.Symbol]
-    #: Fixed numbers of the spec (leaky relu's α, huber's Δ, λ): leaves with no gradient.
+    #: Fixed numbers of the spec (leaky relu's α, huber's Δ, λ, batch norm's ε): leaves with no gradient.
     constants: Mapping[sp.Symbol, float]
+    #: How many examples the graph holds (their mean is the loss).
+    batch: int = 1
+    #: Per-example leaves with no gradient, such as dropout's mask entries.
+    masks: tuple[sp.Symbol, ...] = ()
 
     def node(self, symbol: sp.Symbol) -> Node:
         for node in self.nodes:
@@ -104,120 +62,148 @@ class Graph:
         return self.layers[-1].a
 
 
-def _symbol(name: str, notation: Notation, table: dict[sp.Symbol, Notation]) -> sp.Symbol:
-    symbol = sp.Symbol(name, real=True)
-    table[symbol] = notation
-    return symbol
+class GraphBuilder:
+    """What a layer kind adds its nodes through: named symbols, nodes, leaves and adjoint names.
+
+    Over a batch of one, symbols have no example index (z⁽¹⁾₂); over a larger batch the
+    example comes first (z⁽¹⁾₃,₂ is unit 2 of example 3), as in the batch matrices.
+    """
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+        self.written: dict[sp.Symbol, Notation] = {}
+        self.constants: dict[sp.Symbol, float] = {}
+        self.nodes: list[Node] = []
+        self.parameters: list[sp.Symbol] = []
+        self.masks: list[sp.Symbol] = []
+        self.adjoint_names: dict[sp.Symbol, sp.Symbol] = {}
+        self.outputs: dict[int, tuple[tuple[sp.Symbol, ...], ...]] = {}
+
+    def symbol(self, name: str, notation: Notation) -> sp.Symbol:
+        symbol = sp.Symbol(name, real=True)
+        self.written[symbol] = notation
+        return symbol
+
+    def name(self, prefix: str, example: int | None, *indices: int) -> str:
+        """A symbol's identifier: ``z1_2`` over a batch of one, ``z1_3_2`` for example 3 of a batch."""
+        parts = ([example] if example is not None and self.batch > 1 else []) + list(indices)
+        return prefix + "".join(f"_{i}" for i in parts)
+
+    def notation(self, base: str, text: str, layer: int | None, example: int | None, *indices: int) -> Notation:
+        """How a symbol of ``example`` (None: one per unit, shared by the batch) is written."""
+        if example is not None and self.batch > 1:
+            return Notation(base, text, layer, (example, *indices), batched=True)
+        return Notation(base, text, layer, tuple(indices))
+
+    def add(self, node: Node) -> None:
+        self.nodes.append(node)
+
+    def parameter(self, symbol: sp.Symbol) -> None:
+        self.parameters.append(symbol)
+
+    def constant(self, symbol: sp.Symbol, value: float) -> None:
+        self.constants[symbol] = float(value)
+
+    def mask(self, symbol: sp.Symbol) -> None:
+        self.masks.append(symbol)
+
+    def adjoint_name(self, node: sp.Symbol, name: sp.Symbol) -> None:
+        self.adjoint_names[node] = name
+
+    def output(self, stage: int) -> tuple[tuple[sp.Symbol, ...], ...]:
+        """a⁽ˡ⁾ of a stage (x for stage 0), by example and unit."""
+        return self.outputs[stage]
+
+    def catalog_parameters(self, parameters: tuple[Parameter, ...], values: Mapping[str, float], suffix: str, layer: int | None) -> dict[str, sp.Symbol]:
+        """One symbol per parameter of a catalog entry; fixed ones get their value as a constant."""
+        symbols = {}
+        for parameter in parameters:
+            # A suffix no other name uses keeps spec-chosen names (custom constants) apart
+            # from the graph's own x_1, w1_1_1, ...
+            symbol = self.symbol(f"{parameter.name}_{suffix}", Notation(parameter.latex, parameter.text, layer))
+            symbols[parameter.name] = symbol
+            if not parameter.learnable:
+                self.constants[symbol] = float(values[parameter.name])
+        return symbols
 
 
-def _parameter_symbols(
-    parameters: tuple[Parameter, ...], values: Mapping[str, float], suffix: str, layer: int | None, table: dict, constants: dict
-) -> dict[str, sp.Symbol]:
-    """One symbol per parameter of a catalog entry; fixed ones get their value as a constant."""
-    symbols = {}
-    for parameter in parameters:
-        # A suffix no other name uses keeps spec-chosen names (custom constants) apart
-        # from the graph's own x_1, w1_1_1, ...
-        symbol = _symbol(f"{parameter.name}_{suffix}", Notation(parameter.latex, parameter.text, layer), table)
-        symbols[parameter.name] = symbol
-        if not parameter.learnable:
-            constants[symbol] = float(values[parameter.name])
-    return symbols
+def build_graph(net: Network, batch: int | None = None) -> Graph:
+    """Name every quantity of ``net`` and define each node by its parents.
 
-
-def build_graph(net: Network) -> Graph:
-    """Name every quantity of ``net`` and define each node by its parents."""
-    notation: dict[sp.Symbol, Notation] = {}
-    constants: dict[sp.Symbol, float] = {}
-    inputs = tuple(_symbol(f"x_{k}", Notation("x", "x", None, (k,)), notation) for k in range(1, net.inputs + 1))
-    targets = tuple(_symbol(f"y_{j}", Notation("y", "y", None, (j,)), notation) for j in range(1, net.outputs + 1))
-    nodes: list[Node] = []
-    parameters: list[sp.Symbol] = []
+    ``batch`` examples (by default the spec's example's, see ``Network.batch``) each get their
+    own inputs, targets and nodes; the loss is their mean.
+    """
+    batch = net.batch if batch is None else batch
+    g = GraphBuilder(batch)
+    inputs = tuple(
+        tuple(g.symbol(g.name("x", n, k), g.notation("x", "x", None, n, k)) for k in range(1, net.inputs + 1))
+        for n in range(1, batch + 1)
+    )
+    targets = tuple(
+        tuple(g.symbol(g.name("y", n, j), g.notation("y", "y", None, n, j)) for j in range(1, net.outputs + 1))
+        for n in range(1, batch + 1)
+    )
+    g.outputs[0] = inputs
     layers: list[Layer] = []
-    adjoint_names: dict[sp.Symbol, sp.Symbol] = {}
-    previous = inputs
-    for l, (spec, choice) in enumerate(zip(net.layers, net.activations), start=1):
-        activation = choice.entry
-        own_params = _parameter_symbols(activation.parameters, choice.values, f"l{l}", l, notation, constants)
-        learned = tuple((f"{q.name}{l}", own_params[q.name]) for q in activation.parameters if q.learnable)
-        learnable = tuple(symbol for _, symbol in learned)
-        weights, biases, zs, acts, deltas = [], [], [], [], []
-        for j in range(1, spec.units + 1):
-            row = tuple(
-                _symbol(f"w{l}_{j}_{k}", Notation("w", "w", l, (j, k)), notation) for k in range(1, len(previous) + 1)
-            )
-            weights.append(row)
-            parameters.extend(row)
-            expr = sp.Add(*[w * a for w, a in zip(row, previous)])
-            if spec.bias:
-                b = _symbol(f"b{l}_{j}", Notation("b", "b", l, (j,)), notation)
-                biases.append(b)
-                parameters.append(b)
-                expr = expr + b
-            z = _symbol(f"z{l}_{j}", Notation("z", "z", l, (j,)), notation)
-            nodes.append(Node(z, expr, tuple(row) + previous + ((b,) if spec.bias else ()), expr))
-            zs.append(z)
-        for j, z in enumerate(zs, start=1):
-            acts.append(_symbol(f"a{l}_{j}", Notation("a", "a", l, (j,)), notation))
-            delta = _symbol(f"delta{l}_{j}", Notation("\\delta", "δ", l, (j,)), notation)
-            adjoint_names[z] = delta
-            deltas.append(delta)
-        parameters.extend(learnable)
-        nodes.extend(_activation_nodes(activation, own_params, learnable, zs, acts))
-        layers.append(Layer(l, choice.label, tuple(weights), tuple(biases) if spec.bias else None, previous, tuple(zs), tuple(acts), tuple(deltas), learned))
-        previous = tuple(acts)
-    loss = _symbol("L", Notation("L", "L"), notation)
+    for stage in net.stages:
+        layer = KINDS[stage.kind].graph(stage, g)
+        g.outputs[stage.number] = layer.output_grid
+        layers.append(layer)
+    loss = g.symbol("L", Notation("L", "L"))
     entry = net.loss_choice.entry
-    loss_params = _parameter_symbols(entry.parameters, net.loss_choice.values, "loss", None, notation, constants)
+    loss_params = g.catalog_parameters(entry.parameters, net.loss_choice.values, "loss", None)
     bound = {p.symbol: loss_params[p.name] for p in entry.parameters}
-    loss_expr = entry.formula(previous, targets).xreplace(bound)
-    numeric = None if entry.from_logits is None else entry.from_logits(layers[-1].z, targets).xreplace(bound)
-    parents = previous + targets + tuple(loss_params.values())
-    display = loss_expr if entry.textbook is None else entry.formula(previous, targets, entry.textbook).xreplace(bound)
+    outputs = layers[-1].output_grid
+    last = net.stages[-1]
+    logits = layers[-1].z if last.choice is not None else ()
+
+    def mean(terms):
+        # Over a batch of one the loss is the example's own; over more, their mean.
+        return terms[0] if batch == 1 else sp.Add(*terms) / batch
+
+    def mean_display(terms):
+        return terms[0] if batch == 1 else sp.Mul(sp.Rational(1, batch), sp.Add(*terms, evaluate=False), evaluate=False)
+
+    loss_expr = mean([entry.formula(a, y).xreplace(bound) for a, y in zip(outputs, targets)])
+    numeric = None
+    if entry.from_logits is not None and logits:
+        width = len(outputs[0])
+        rows = [logits[n * width : (n + 1) * width] for n in range(batch)]
+        numeric = mean([entry.from_logits(z, y).xreplace(bound) for z, y in zip(rows, targets)])
+    parents = tuple(s for row in outputs for s in row) + tuple(s for row in targets for s in row) + tuple(loss_params.values())
+    if entry.textbook is None:
+        display = loss_expr if batch == 1 else mean_display([entry.formula(a, y).xreplace(bound) for a, y in zip(outputs, targets)])
+    else:
+        display = mean_display([entry.formula(a, y, entry.textbook).xreplace(bound) for a, y in zip(outputs, targets)])
     if net.regularizer_choice is not None:
         reg = net.regularizer_choice.entry
-        reg_params = _parameter_symbols(reg.parameters, net.regularizer_choice.values, "reg", None, notation, constants)
+        reg_params = g.catalog_parameters(reg.parameters, net.regularizer_choice.values, "reg", None)
         term = reg.term.xreplace({p.symbol: reg_params[p.name] for p in reg.parameters})
         weights_all = [w for layer in layers for row in layer.weights for w in row]
         # The penalty is a node of its own, so the loss stays small: L = (data loss) + R, and
         # ∂L/∂a never differentiates the penalty on every weight.
-        penalty = _symbol("R", Notation("R", "R"), notation)
+        penalty = g.symbol("R", Notation("R", "R"))
         total = sp.Add(*[term.xreplace({W: w}) for w in weights_all])
-        nodes.append(Node(penalty, total, tuple(weights_all) + tuple(reg_params.values()), total))
+        g.add(Node(penalty, total, tuple(weights_all) + tuple(reg_params.values()), total))
         loss_expr = loss_expr + penalty
         display = sp.Add(display, penalty, evaluate=False)
         numeric = None if numeric is None else numeric + penalty
         parents = parents + (penalty,)
-    nodes.append(Node(loss, loss_expr, parents, display, (), numeric))
-    return Graph(inputs, targets, tuple(parameters), tuple(nodes), loss, tuple(layers), notation, adjoint_names, constants)
-
-
-def _activation_nodes(activation, params: Mapping[str, sp.Symbol], learnable, zs, acts) -> list[Node]:
-    """a = f(z) for each unit: elementwise, or (softmax) each output from the whole layer."""
-    bound = {p.symbol: params[p.name] for p in activation.parameters}
-    nodes = []
-    if activation.elementwise:
-        for z, a in zip(zs, acts):
-            own = {Z: z, A: a, **bound}
-            formula = activation.formula.xreplace(own)
-            display = activation.display(z) if activation.display is not None else formula
-            form = activation.derivative.xreplace(own)
-            nodes.append(Node(a, formula, (z, *learnable), display, ((z, form),)))
-        return nodes
-    outputs = activation.outputs(zs)
-    total = sp.Add(*[sp.exp(z) for z in zs])
-    for j, (a, formula) in enumerate(zip(acts, outputs)):
-        forms = tuple((z, activation.jacobian(zs, acts, j, k)) for k, z in enumerate(zs))
-        nodes.append(Node(a, formula, tuple(zs), sp.exp(zs[j]) / total, forms))
-    return nodes
+    g.add(Node(loss, loss_expr, parents, display, (), numeric))
+    flat_inputs = tuple(s for row in inputs for s in row)
+    flat_targets = tuple(s for row in targets for s in row)
+    return Graph(flat_inputs, flat_targets, tuple(g.parameters), tuple(g.nodes), loss, tuple(layers), g.written,
+                 g.adjoint_names, g.constants, batch, tuple(g.masks))  # fmt: skip
 
 
 def parameter_names(graph: Graph) -> dict[str, tuple]:
-    """Map "W1", "b1", ... to the nested tuples of symbols they hold."""
+    """Map "W1", "b1", "gamma2", ... to the nested tuples of symbols they hold."""
     names: dict[str, tuple] = {}
     for layer in graph.layers:
-        names[f"W{layer.number}"] = layer.weights
-        if layer.biases is not None:
-            names[f"b{layer.number}"] = layer.biases
-        names.update(layer.learned)
+        names.update(layer.arrays)
     return names
+
+
+def leaf_arrays(graph: Graph) -> dict[str, tuple]:
+    """Map per-example leaves ("M3" of dropout) to their grids of symbols."""
+    return {name: grid for layer in graph.layers for name, grid in layer.leaves.items()}

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
+from .kinds import KINDS
 from .layers import Kernel, LayerRules, layer_rules
 from .network import Network
 from .stable import NUMPY
@@ -66,64 +67,89 @@ def lambdify_kernel(kernel: Kernel, constants: Mapping[sp.Symbol, float]) -> Cal
     return sp.lambdify(kernel.args, expr, modules=[NUMPY, np], cse=True)
 
 
-def source(rules: LayerRules, symbolic: bool = False) -> str:
+def source(rules: LayerRules, symbolic: bool = False, hooked: frozenset[str] = frozenset()) -> str:
     """The Python text of ``predict``, ``loss``, ``loss_and_predict`` and ``loss_and_grad``.
 
-    ``symbolic`` is the text ``proof.py`` runs on symbols: the loss is left as computed (not
-    ``float``), and each Z, A and Δ goes through ``hook`` once computed.
+    ``loss`` and ``loss_and_grad`` run the network as in training (batch statistics, dropout
+    masks given as ``masks`` or drawn from ``rng``; ``loss_and_grad`` updates ``state``, the
+    running statistics); ``predict`` and ``loss_and_predict`` evaluate it (running
+    statistics from ``state``, no dropout). ``symbolic`` is the text ``proof.py`` runs on
+    symbols: the loss is left as computed (not ``float``), and each array named in
+    ``hooked`` goes through ``hook`` once computed.
     """
     result = "L" if symbolic else "float(L)"
     unpack = [f'    {name} = params["{name}"]' for name in rules.parameters]
 
     def body(rule_groups) -> list[str]:
         lines = []
+        done: set[str] = set()
         for group in rule_groups:
             for rule in group:
                 targets = []
                 for line in rule.code.splitlines():
                     lines.append(f"    {line}")
+                    if line.startswith(" ") or "=" not in line:
+                        continue  # a line inside a block (the running statistics) assigns no array
                     for target in line.split("=")[0].rstrip(" +-*/").split(","):
                         target = target.strip()
-                        if target[0] in "ZAD" and target[1:].isdigit() and target not in targets:
+                        if target in hooked and target not in done and target not in targets:
                             targets.append(target)
                 if symbolic:
                     # proof.py checks each layer's result, then carries on with its named symbols
                     lines.extend(f'    {t} = hook("{t}", {t})' for t in targets)
+                    done.update(targets)
         return lines
+
+    def ones(*groups) -> list[str]:
+        # Σ over the batch as ones @ M: a matrix-vector product costs a third of M.sum(axis=0).
+        used = any("ones @" in rule.code for group in groups for rule in group)
+        return ["    ones = ones_row(n)"] if used else []
 
     grads = ", ".join(f'"{name}": g{name}' for name in rules.parameters)
     lines = [
-        "def predict(params, X):",
-        *unpack,
-        *body([rules.forward]),
-        f"    return {rules.output}",
-        "",
-        "def loss(params, X, Y):",
+        "def predict(params, X, state=None):",
         *unpack,
         "    n = X.shape[0]",
+        *ones(rules.evaluate),
+        *body([rules.evaluate]),
+        f"    return {rules.output}",
+        "",
+        "def loss(params, X, Y, masks=None, rng=None):",
+        *unpack,
+        "    n = X.shape[0]",
+        "    state = None  # the loss alone leaves the running statistics as they are",
+        *ones(rules.forward, rules.loss),
         *body([rules.forward, rules.loss]),
         f"    return {result}",
         "",
-        "def loss_and_predict(params, X, Y):",
+        "def loss_and_predict(params, X, Y, state=None):",
         *unpack,
         "    n = X.shape[0]",
-        *body([rules.forward, rules.loss]),
+        *ones(rules.evaluate, rules.loss),
+        *body([rules.evaluate, rules.loss]),
         f"    return {result}, {rules.output}",
         "",
-        "def loss_and_grad(params, X, Y):",
+        "def loss_and_grad(params, X, Y, state=None, masks=None, rng=None):",
         *unpack,
         "    n = X.shape[0]",
-        *(["    ones = ones_row(n)"] if rules.uses_ones else []),
+        *ones(rules.forward, rules.loss, rules.backward),
         *body([rules.forward, rules.loss, rules.backward]),
         f"    return {result}, {{{grads}}}",
     ]
     return "\n".join(lines) + "\n"
 
 
+def _dropout_mask(rng, shape, keep: float) -> np.ndarray:
+    """Inverted dropout's mask: 1/keep with probability ``keep``, else 0."""
+    if rng is None:
+        raise ValueError("dropout in training needs its masks: pass masks={...} or rng=np.random.default_rng(seed)")
+    return (rng.random(shape) < keep) / keep
+
+
 def namespace(rules: LayerRules) -> dict[str, object]:
     """What the generated code calls: the lambdified kernels and two NumPy helpers."""
     # Σ over the batch as ones @ D: a matrix-vector product costs a third of D.sum(axis=0).
-    names: dict[str, object] = {"exp": np.exp, "softmax_rows": _softmax_rows, "ones_row": np.ones}
+    names: dict[str, object] = {"exp": np.exp, "softmax_rows": _softmax_rows, "ones_row": np.ones, "dropout_mask": _dropout_mask}
     for name, kernel in rules.kernels.items():
         names[name] = lambdify_kernel(kernel, rules.constants)
     return names
@@ -147,25 +173,21 @@ class Model:
     loss_and_predict: Callable[..., tuple[float, np.ndarray]] = field(repr=False)
 
     def init_params(self, seed: int = 0, scheme: str = "glorot_uniform") -> dict[str, np.ndarray]:
-        """Fresh parameters: weights by ``scheme`` (see ``INIT_SCHEMES``), biases 0, α as the spec sets it."""
+        """Fresh parameters: weights by ``scheme`` (see ``INIT_SCHEMES``), biases 0, γ 1, β 0, α as the spec sets it."""
         if scheme not in INIT_SCHEMES:
             raise ValueError(f"unknown init scheme {scheme!r}; use one of {', '.join(INIT_SCHEMES)}")
         rng = np.random.default_rng(seed)
-        learned = {
-            f"{p.name}{l}": float(choice.values[p.name])
-            for l, choice in enumerate(self.network.activations, start=1)
-            for p in choice.entry.parameters
-            if p.learnable
-        }
         params: dict[str, np.ndarray] = {}
-        for name, shape in self.network.parameter_shapes().items():
-            if name in learned:  # prelu's α starts where the spec (or PyTorch) puts it
-                params[name] = np.array(learned[name])
-            elif name.startswith("W"):
-                params[name] = INIT_SCHEMES[scheme](rng, shape)
-            else:
-                params[name] = np.zeros(shape)
+        for stage in self.network.stages:
+            kind = KINDS[stage.kind]
+            for name, shape in kind.parameters(stage).items():
+                value = kind.initial(stage, name, shape)
+                params[name] = INIT_SCHEMES[scheme](rng, shape) if value is None else np.full(shape, value)
         return params
+
+    def init_state(self) -> dict[str, np.ndarray]:
+        """Running statistics before training, as PyTorch starts them: means 0, variances 1."""
+        return {name: (np.zeros if name.startswith("mean") else np.ones)(shape) for name, shape in self.network.state_shapes().items()}
 
 
 def compile(network: Network, rules: LayerRules | None = None) -> Model:

@@ -1,157 +1,142 @@
-"""Network specs: dense layers, a loss, an optional worked example; TOML loading and validation.
+"""Network specs: layers of any kind, a loss, an optional worked example; TOML loading and validation.
 
 A spec is plain data. Every check names the field it is about, so that a bad spec file
-gets one line that says where the problem is and what would be right.
+gets one line that says where the problem is and what would be right. The layers are
+specs of the kinds in ``chainrule.kinds`` (``Dense``, ``BatchNorm``, ``Residual``,
+``Dropout``, ``LayerNorm``); validation flattens them into numbered *stages*, one per
+output a⁽ˡ⁾, which everything after it works with.
 
 >>> net = Network(inputs=2, layers=(Dense(2, "sigmoid"), Dense(1, "identity")), loss="mse")
 >>> net.sizes
 (2, 2, 1)
 >>> loads('[network]\\ninputs = 1\\nlayers = [{ units = 1 }]\\nloss = "mse"').layers[0].activation
 'sigmoid'
+>>> [s.kind for s in Network(2, (Dense(2, "relu"), BatchNorm(), Dense(1, "identity")), "mse").stages]
+['dense', 'batch_norm', 'dense']
 """
 
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sympy as sp
-from sympy.printing.pretty.pretty_symbology import greek_unicode
-
-from . import expr
-from .catalog import (
-    ACTIVATIONS,
-    LOSSES,
-    REGULARIZERS,
-    Activation,
-    Loss,
-    Parameter,
-    Regularizer,
-    Z,
+from .catalog import Loss
+from .kinds import KINDS, MAX_STAGES, Activation, BatchNorm, Dense, Dropout, LayerNorm, Residual, Stage, flatten, parse_layers
+from .spec import (
+    MAX_UNITS,
+    MAX_VALUE,
+    Choice,
+    SpecError,
+    array,
+    choose,
+    describe,
+    integer,
+    known,
+    number,
+    required,
+    table,
 )
 
 #: Bounds that keep a spec from anyone to a size whose derivation a reader can use.
 MAX_INPUTS = 1024
-MAX_UNITS = 1024
-MAX_LAYERS = 32
 MAX_TITLE = 200
-#: Example values beyond this are no worked example anyone follows by hand, and they
-#: overflow float64 in a forward pass long before they mean anything.
-MAX_VALUE = 1e6
+#: Layers a network may have, counting those inside residual blocks and their sums.
+MAX_LAYERS = MAX_STAGES
+#: Examples in a worked example over a batch (the spec's x and y as lists of rows).
+MAX_BATCH = 8
 DEFAULT_LEARNING_RATE = 0.5
-
-
-class SpecError(ValueError):
-    """A spec is wrong: ``source: field: what is wrong; what would be right``."""
-
-    def __init__(self, field: str, message: str, source: str = "<network>") -> None:
-        self.source = source
-        self.field = field
-        self.message = message
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        where = f"{self.source}: {self.field}" if self.field else self.source
-        return f"{where}: {self.message}"
-
-    def located(self, source: str) -> SpecError:
-        return SpecError(self.field, self.message, source)
-
-
-@dataclass(frozen=True)
-class Dense:
-    """A fully connected layer: z = W a_prev + b, a = f(z).
-
-    ``activation`` is a catalog name ("relu"), a formula in z ("z/(1+abs(z))"), or a
-    mapping with its parameters ({"name": "leaky_relu", "alpha": 0.1}), as in spec files.
-    """
-
-    units: int
-    activation: str | Mapping[str, Any] = "sigmoid"
-    bias: bool = True
-
-
-@dataclass(frozen=True)
-class Choice:
-    """A catalog entry as the spec chose it: the entry and the values of its parameters."""
-
-    entry: Activation | Loss | Regularizer
-    values: Mapping[str, float]
-    #: How documents name it: "leaky_relu (α = 0.1)", or the formula of a custom entry.
-    label: str
-
-    @property
-    def name(self) -> str:
-        return self.entry.name
+#: The batch a worked example of a network with batch norm takes when the spec gives no rows.
+DEFAULT_COUPLED_BATCH = 2
 
 
 @dataclass(frozen=True)
 class Example:
-    """Concrete numbers for the worked example; any field left out is drawn from the seed."""
+    """Concrete numbers for the worked example; any field left out is drawn from the seed.
 
-    x: tuple[float, ...] | None = None
-    y: tuple[float, ...] | None = None
+    ``x`` and ``y`` are one example's numbers, or lists of rows for a worked example over a
+    batch (which a network with batch norm needs).
+    """
+
+    x: tuple | None = None
+    y: tuple | None = None
     learning_rate: float | None = None
-    #: "W1", "b1", ... as nested tuples: W has shape (units, inputs of the layer).
+    #: "W1", "b1", "gamma2", ... as nested tuples (W has shape (units, inputs of the layer)),
+    #: and dropout masks "M3" (rows by units).
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Network:
-    """A small fully connected network and its loss."""
+    """A small network of layers of any kind, and its loss."""
 
     inputs: int
-    layers: tuple[Dense, ...]
+    layers: tuple
     loss: str | Mapping[str, Any] = "half_sse"
     title: str | None = None
     example: Example | None = None
-    #: "l1", "l2", or {"name": "l2", "coefficient": 0.01}; weights only, never biases.
+    #: "l1", "l2", or {"name": "l2", "coefficient": 0.01}; dense weights only, never biases.
     regularizer: str | Mapping[str, Any] | None = None
     #: Defaults for ``chainrule train`` from the spec's [training] table (checked by ``train.settings``).
     training: Mapping[str, Any] | None = field(default=None, compare=False)
-    #: The catalog entries the spec names, resolved once by ``validate``.
-    activations: tuple[Choice, ...] = field(init=False, repr=False, compare=False)
+    #: The layers flattened into numbered stages, resolved once by ``validate``.
+    stages: tuple[Stage, ...] = field(init=False, repr=False, compare=False)
     loss_choice: Choice = field(init=False, repr=False, compare=False)
     regularizer_choice: Choice | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.layers, (list, tuple)):
-            raise SpecError("network.layers", f"must be a list of Dense layers, got {_kind(self.layers)}")
+            raise SpecError("network.layers", f"must be a list of layers, got {describe(self.layers)}")
         object.__setattr__(self, "layers", tuple(self.layers))
-        activations, loss, regularizer = validate(self)
-        object.__setattr__(self, "activations", activations)
+        stages, loss, regularizer = validate(self)
+        object.__setattr__(self, "stages", stages)
         object.__setattr__(self, "loss_choice", loss)
         object.__setattr__(self, "regularizer_choice", regularizer)
 
     @property
     def sizes(self) -> tuple[int, ...]:
-        return (self.inputs, *(layer.units for layer in self.layers))
+        """The width of the inputs and of every stage's output."""
+        return (self.inputs, *(stage.units for stage in self.stages))
 
     @property
     def outputs(self) -> int:
-        return self.layers[-1].units
+        return self.stages[-1].units
+
+    @property
+    def couples_batch(self) -> bool:
+        """Whether a stage's scalar definition couples the examples of a batch (batch norm)."""
+        return any(KINDS[s.kind].couples_batch for s in self.stages)
+
+    @property
+    def batch(self) -> int:
+        """How many examples the worked example (and the scalar derivation) takes."""
+        if self.example is not None and self.example.x is not None and _rows(self.example.x):
+            return len(self.example.x)
+        return DEFAULT_COUPLED_BATCH if self.couples_batch else 1
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
-        """``{"W1": (units, inputs), "b1": (units,), ...}`` in layer order (``alpha1`` for prelu)."""
-        return _parameter_shapes(self.inputs, self.layers, self.activations)
+        """``{"W1": (units, inputs), "b1": (units,), "gamma2": (units,), ...}`` in stage order."""
+        return {name: shape for stage in self.stages for name, shape in KINDS[stage.kind].parameters(stage).items()}
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Running state between training steps: ``{"mean2": (units,), "var2": (units,)}`` of batch norm."""
+        return {name: shape for stage in self.stages for name, shape in KINDS[stage.kind].state(stage).items()}
+
+    def leaf_shapes(self, batch: int) -> dict[str, tuple[int, ...]]:
+        """Per-example leaves such as dropout masks, ``{"M3": (batch, units)}``."""
+        return {name: shape for stage in self.stages for name, shape in KINDS[stage.kind].leaves(stage, batch).items()}
+
+    @property
+    def activations(self) -> tuple[Choice, ...]:
+        """The activation of every stage that has one (dense stages), in order."""
+        return tuple(s.choice for s in self.stages if s.choice is not None)
 
 
-def _parameter_shapes(inputs: int, layers: Sequence[Dense], activations: Sequence[Choice]) -> dict[str, tuple[int, ...]]:
-    shapes: dict[str, tuple[int, ...]] = {}
-    fan_in = inputs
-    for number, (layer, choice) in enumerate(zip(layers, activations), start=1):
-        shapes[f"W{number}"] = (layer.units, fan_in)
-        if layer.bias:
-            shapes[f"b{number}"] = (layer.units,)
-        for parameter in choice.entry.parameters:
-            if parameter.learnable:
-                shapes[f"{parameter.name}{number}"] = ()
-        fan_in = layer.units
-    return shapes
+def _rows(value: Any) -> bool:
+    """Whether ``x`` or ``y`` is given as rows (a batch) rather than as one example."""
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, (list, tuple)) for v in value)
 
 
 DEFAULT_SPEC = """\
@@ -207,89 +192,64 @@ def loads(text: str, source: str = "<string>") -> Network:
 
 def from_dict(data: Mapping[str, Any]) -> Network:
     """Build a network from parsed TOML (or any equal dict), checking every field."""
-    _known(data, "", {"title", "network", "example", "training"})
+    known(data, "", {"title", "network", "example", "training"})
     title = data.get("title")
     if title is not None and not isinstance(title, str):
-        raise SpecError("title", f"must be a string, got {_kind(title)}")
-    net = _table(data, "network", required=True)
-    _known(net, "network", {"inputs", "layers", "loss", "regularizer"})
-    inputs = _integer(net, "network", "inputs", 1, MAX_INPUTS)
-    layers_data = _required(net, "network", "layers")
-    if not isinstance(layers_data, list) or not layers_data:
-        raise SpecError("network.layers", "must be a non-empty array of tables like { units = 2, activation = \"sigmoid\" }")
-    layers = []
-    for index, entry in enumerate(layers_data):
-        where = f"network.layers[{index}]"
-        if not isinstance(entry, dict):
-            raise SpecError(where, f"must be a table like {{ units = 2, activation = \"sigmoid\" }}, got {_kind(entry)}")
-        _known(entry, where, {"units", "activation", "bias"})
-        units = _integer(entry, where, "units", 1, MAX_UNITS)
-        activation = entry.get("activation", "sigmoid")
-        bias = entry.get("bias", True)
-        if not isinstance(bias, bool):
-            raise SpecError(f"{where}.bias", f"must be true or false, got {_kind(bias)}")
-        _choose(activation, f"{where}.activation", "activation")
-        layers.append(Dense(units, activation, bias))
-    loss = _required(net, "network", "loss")
+        raise SpecError("title", f"must be a string, got {describe(title)}")
+    net = table(data, "network", required=True)
+    known(net, "network", {"inputs", "layers", "loss", "regularizer"})
+    inputs = integer(net, "network", "inputs", 1, MAX_INPUTS)
+    layers = parse_layers(required(net, "network", "layers"), "network.layers")
+    loss = required(net, "network", "loss")
     regularizer = net.get("regularizer")
-    choices = validate_choices(layers, loss, regularizer)
+    stages, loss_choice, _ = _resolve(inputs, layers, loss, regularizer)
     example = None
     if "example" in data:
-        example = _example(_table(data, "example"), inputs, layers, choices)
-    training = _table(data, "training") if "training" in data else None
+        example = _example(table(data, "example"), inputs, stages, loss_choice)
+    training = table(data, "training") if "training" in data else None
     return Network(inputs, tuple(layers), loss, title, example, regularizer, training)
 
 
-def validate(net: Network) -> tuple[tuple[Choice, ...], Choice, Choice | None]:
+def validate(net: Network) -> tuple[tuple[Stage, ...], Choice, Choice | None]:
     """Check a network built in Python with the same messages as a spec file gets.
 
-    Returns the catalog entries it names: one per layer, the loss and the regularizer.
+    Returns its stages, the loss and the regularizer.
     """
     if isinstance(net.inputs, bool) or not isinstance(net.inputs, int) or not 1 <= net.inputs <= MAX_INPUTS:
-        raise SpecError("network.inputs", f"must be a whole number from 1 to {MAX_INPUTS}, got {_kind(net.inputs)}")
-    if not net.layers or len(net.layers) > MAX_LAYERS:
-        raise SpecError("network.layers", f"must list from 1 to {MAX_LAYERS} layers, got {len(net.layers)}")
-    for index, layer in enumerate(net.layers):
-        where = f"network.layers[{index}]"
-        if not isinstance(layer, Dense):
-            raise SpecError(where, f"must be a Dense layer, got {_kind(layer)}")
-        if isinstance(layer.units, bool) or not isinstance(layer.units, int) or not 1 <= layer.units <= MAX_UNITS:
-            raise SpecError(f"{where}.units", f"must be a whole number from 1 to {MAX_UNITS}, got {_kind(layer.units)}")
-        if not isinstance(layer.bias, bool):
-            raise SpecError(f"{where}.bias", f"must be true or false, got {_kind(layer.bias)}")
-    choices = validate_choices(net.layers, net.loss, net.regularizer)
+        raise SpecError("network.inputs", f"must be a whole number from 1 to {MAX_INPUTS}, got {describe(net.inputs)}")
+    if not net.layers:
+        raise SpecError("network.layers", "must list at least one layer")
+    resolved = _resolve(net.inputs, net.layers, net.loss, net.regularizer)
     if net.title is not None and (not isinstance(net.title, str) or len(net.title) > MAX_TITLE):
         raise SpecError("title", f"must be a string of at most {MAX_TITLE} characters")
     if net.example is not None:
         if not isinstance(net.example, Example):
-            raise SpecError("example", f"must be an Example, got {_kind(net.example)}")
-        _example(_example_as_dict(net.example), net.inputs, list(net.layers), choices)
-    return choices
+            raise SpecError("example", f"must be an Example, got {describe(net.example)}")
+        _example(_example_as_dict(net.example), net.inputs, resolved[0], resolved[1])
+    return resolved
 
 
-def validate_choices(
-    layers: Sequence[Dense], loss: Any, regularizer: Any
-) -> tuple[tuple[Choice, ...], Choice, Choice | None]:
-    """Resolve every activation, the loss and the regularizer, and check that they fit together."""
-    activations = tuple(
-        _choose(layer.activation, f"network.layers[{i}].activation", "activation") for i, layer in enumerate(layers)
-    )
-    for index, choice in enumerate(activations[:-1]):
-        if not choice.entry.elementwise:
+def _resolve(inputs: int, layers: Sequence[Any], loss: Any, regularizer: Any) -> tuple[tuple[Stage, ...], Choice, Choice | None]:
+    """Flatten the layers into stages, resolve the loss and the regularizer, and check they fit together."""
+    stages = tuple(flatten(layers, 1, inputs, "network.layers"))
+    for stage in stages[:-1]:
+        if stage.choice is not None and not stage.choice.entry.elementwise:
             raise SpecError(
-                f"network.layers[{index}].activation",
-                f"{choice.name} normalizes over a layer and is only supported on the output layer; use it on the last layer",
+                f"{stage.where}.activation",
+                f"{stage.choice.name} normalizes over a layer and is only supported on the output layer; use it on the last layer",
             )
-    loss_choice = _choose(loss, "network.loss", "loss")
-    required = loss_choice.entry.requires
-    if required is not None and activations[-1].name != required:
+    loss_choice = choose(loss, "network.loss", "loss")
+    required_activation = loss_choice.entry.requires
+    last = stages[-1]
+    if required_activation is not None and (last.choice is None or last.choice.name != required_activation):
+        got = last.choice.name if last.choice is not None else f"a {last.kind} layer"
         raise SpecError(
             "network.loss",
-            f"{loss_choice.name} expects a {required} output layer, got {activations[-1].name}; "
-            f"set the last layer's activation to \"{required}\"",
+            f"{loss_choice.name} expects a {required_activation} output layer, got {got}; "
+            f"end with a dense layer whose activation is \"{required_activation}\"",
         )
-    regularizer_choice = None if regularizer is None else _choose(regularizer, "network.regularizer", "regularizer")
-    return activations, loss_choice, regularizer_choice
+    regularizer_choice = None if regularizer is None else choose(regularizer, "network.regularizer", "regularizer")
+    return stages, loss_choice, regularizer_choice
 
 
 def _example_as_dict(example: Example) -> dict[str, Any]:
@@ -301,144 +261,49 @@ def _example_as_dict(example: Example) -> dict[str, Any]:
     return data
 
 
-def _example(data: Mapping[str, Any], inputs: int, layers: Sequence[Dense], choices) -> Example:
-    activations, loss, _ = choices
-    shapes = _parameter_shapes(inputs, layers, activations)
-    _known(data, "example", {"x", "y", "learning_rate", *shapes})
-    x = _array(data["x"], "example.x", (inputs,)) if "x" in data else None
-    y = _array(data["y"], "example.y", (layers[-1].units,)) if "y" in data else None
-    if y is not None:
-        _targets(y, loss.entry)
+def _example(data: Mapping[str, Any], inputs: int, stages: Sequence[Stage], loss: Choice) -> Example:
+    shapes = {name: shape for s in stages for name, shape in KINDS[s.kind].parameters(s).items()}
+    coupled = any(KINDS[s.kind].couples_batch for s in stages)
+    batch = len(data["x"]) if "x" in data and _rows(data["x"]) else None
+    if batch is None and "y" in data and _rows(data["y"]):
+        raise SpecError("example.y", "is given as rows but x is not; give x as rows too, one per example")
+    if batch is None and coupled and "y" in data:
+        raise SpecError("example.y", "batch norm normalizes over the examples of a batch; give x and y as 2 to 4 rows")
+    if batch is not None and not 1 <= batch <= MAX_BATCH:
+        raise SpecError("example.x", f"must give from 1 to {MAX_BATCH} rows (examples), got {batch}")
+    if coupled and "x" in data and (batch is None or batch < 2):
+        raise SpecError("example.x", "batch norm normalizes over the examples of a batch; give x and y as 2 to 4 rows")
+    leaves = {name: shape for s in stages for name, shape in KINDS[s.kind].leaves(s, batch or 1).items()}
+    known(data, "example", {"x", "y", "learning_rate", *shapes, *leaves})
+    outputs = stages[-1].units
+    x = y = None
+    if "x" in data:
+        x = array(data["x"], "example.x", (batch, inputs) if batch else (inputs,))
+    if "y" in data:
+        y = array(data["y"], "example.y", (batch, outputs) if batch else (outputs,))
+        for row in (y if batch else (y,)):
+            _targets(row, loss.entry)
     rate = None
     if "learning_rate" in data:
-        rate = _number(data["learning_rate"], "example.learning_rate")
+        rate = number(data["learning_rate"], "example.learning_rate")
         if rate <= 0:
             raise SpecError("example.learning_rate", f"must be a positive number, got {rate!r}")
-    params = {name: _array(data[name], f"example.{name}", shape) for name, shape in shapes.items() if name in data}
+    params = {name: array(data[name], f"example.{name}", shape) for name, shape in shapes.items() if name in data}
+    for s in stages:
+        for name, shape in KINDS[s.kind].leaves(s, batch or 1).items():
+            if name in data:
+                params[name] = _mask(array(data[name], f"example.{name}", shape), f"example.{name}", s)
     return Example(x, y, rate, params)
 
 
-def _array(value: Any, where: str, shape: tuple[int, ...]) -> tuple:
-    """A nested tuple of finite floats of exactly ``shape``."""
-    if not shape:
-        return _number(value, where)
-    wanted = " x ".join(map(str, shape))
-    form = "an array of numbers" if len(shape) == 1 else "an array of arrays of numbers (one row per unit)"
-    if isinstance(value, tuple):
-        value = list(value)
-    if not isinstance(value, list):
-        raise SpecError(where, f"must be {form} of shape {wanted}, got {_kind(value)}")
-    if len(value) != shape[0]:
-        raise SpecError(where, f"must have shape {wanted}, got {len(value)} {'rows' if len(shape) > 1 else 'numbers'} instead of {shape[0]}")
-    if len(shape) == 1:
-        return tuple(_number(item, f"{where}[{i}]") for i, item in enumerate(value))
-    return tuple(_array(row, f"{where}[{i}]", shape[1:]) for i, row in enumerate(value))
-
-
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(where, f"must be a number, got {_kind(value)}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise SpecError(where, f"must be a finite number, got {value!r}")
-    if abs(value) > MAX_VALUE:
-        raise SpecError(where, f"must be a number from -{MAX_VALUE:g} to {MAX_VALUE:g}, got {value!r}")
-    return value
-
-
-def _integer(table: Mapping[str, Any], where: str, key: str, low: int, high: int) -> int:
-    value = _required(table, where, key)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise SpecError(f"{where}.{key}", f"must be a whole number from {low} to {high}, got {_kind(value)}")
-    return value
-
-
-#: What a spec may name for each kind of choice: the table, and the variables of a formula.
-_KINDS: dict[str, tuple[Mapping[str, Any], tuple[str, ...]]] = {
-    "activation": (ACTIVATIONS, ("z",)),
-    "loss": (LOSSES, ("yhat", "y")),
-    "regularizer": (REGULARIZERS, ()),
-}
-_EXAMPLE_FORMULA = {"activation": '"z/(1+abs(z))"', "loss": '"log(cosh(yhat - y))"'}
-
-
-def _choose(value: Any, where: str, kind: str) -> Choice:
-    """A catalog name, a formula, or an inline table with a name or formula and parameters."""
-    table, variables = _KINDS[kind]
-    names = ", ".join(table)
-    formula_hint = f", or a formula in {' and '.join(variables)} such as {_EXAMPLE_FORMULA[kind]}" if variables else ""
-    options: Mapping[str, Any] = {}
-    if isinstance(value, Mapping):
-        options = value
-        keys = [k for k in ("name", "formula") if k in value]
-        if len(keys) != 1 or (keys == ["formula"] and not variables):
-            wanted = "a name" + (" or a formula" if variables else "")
-            raise SpecError(where, f"an inline table must give {wanted}, like {{ name = \"{next(iter(table))}\" }}")
-        value = value[keys[0]]
-        if keys == ["formula"]:
-            return _custom(value, where, kind, options)
-    if not isinstance(value, str):
-        article = "an" if kind[0] in "aeiou" else "a"
-        raise SpecError(where, f"must be the name of {article} {kind} ({names}){formula_hint}; got {_kind(value)}")
-    if value in table:
-        return _named(table[value], where, options)
-    if not variables or (value.isidentifier() and value not in variables):
-        raise SpecError(where, f"unknown {kind} {_quote(value)}; expected one of {names}{formula_hint}")
-    return _custom(value, where, kind, options)
-
-
-def _named(entry: Any, where: str, options: Mapping[str, Any]) -> Choice:
-    allowed = {p.name: p for p in entry.parameters}
-    _known({k: v for k, v in options.items() if k != "name"}, where, set(allowed) or {"name"})
-    values = {}
-    for parameter in entry.parameters:
-        value = parameter.default
-        if parameter.name in options:
-            value = _number(options[parameter.name], f"{where}.{parameter.name}")
-            if not parameter.low <= value <= parameter.high or (parameter.low == 0 and value == 0):
-                raise SpecError(f"{where}.{parameter.name}", f"must be a positive number, got {value!r}")
-        values[parameter.name] = value
-    shown = ", ".join(f"{allowed[k].text} = {v:g}" for k, v in values.items() if k in options)
-    return Choice(entry, values, f"{entry.name} ({shown})" if shown else entry.name)
-
-
-def _custom(text: Any, where: str, kind: str, options: Mapping[str, Any]) -> Choice:
-    """An activation or loss written as a formula; extra keys of its table are named constants."""
-    if not isinstance(text, str):
-        raise SpecError(f"{where}.formula", f"must be a string formula, got {_kind(text)}")
-    _, variables = _KINDS[kind]
-    reduction = "sum"
-    constants: dict[str, float] = {}
-    for key, value in options.items():
-        if key == "formula":
-            continue
-        if key == "reduction" and kind == "loss":
-            if value not in ("sum", "mean"):
-                raise SpecError(f"{where}.reduction", f"must be \"sum\" or \"mean\", got {_kind(value)}")
-            reduction = value
-            continue
-        try:
-            expr.check_name(key, "constant")
-        except expr.FormulaError as exc:
-            raise SpecError(f"{where}.{_printable(key[:40])}", str(exc)) from None
-        if key in variables:
-            raise SpecError(f"{where}.{key}", f"{key} is the formula's variable, not a constant; choose another name")
-        constants[key] = _number(value, f"{where}.{key}")
-    try:
-        formula = expr.parse(text, (*variables, *constants), what=kind)
-    except expr.FormulaError as exc:
-        raise SpecError(where, str(exc)) from None
-    parameters = tuple(
-        Parameter(name, sp.Symbol(name, real=True), value, sp.latex(sp.Symbol(name)), greek_unicode.get(name, name))
-        for name, value in constants.items()
-    )
-    written = expr.to_formula(formula)
-    title = f"custom {kind}"
-    if kind == "activation":
-        entry = Activation(written, title, formula, sp.diff(formula, Z), parameters=parameters)
-    else:
-        entry = Loss(written, title, formula, reduction, parameters=parameters)
-    return Choice(entry, dict(constants), written)
+def _mask(values: tuple, where: str, stage: Stage) -> tuple:
+    """A dropout mask: every entry 0 or 1/(1 − p)."""
+    keep = 1.0 / (1.0 - float(stage.spec.p))
+    for row in values:
+        for value in row:
+            if value != 0 and abs(value - keep) > 1e-9 * keep:
+                raise SpecError(where, f"every entry must be 0 or 1/(1 − p) = {keep:.10g}, got {value!r}")
+    return values
 
 
 def _targets(y: Sequence[float], loss: Loss) -> None:
@@ -452,51 +317,8 @@ def _targets(y: Sequence[float], loss: Loss) -> None:
         raise SpecError("example.y", f"{loss.name} needs non-negative targets adding up to 1 (one-hot), got {list(y)}")
 
 
-def _table(data: Mapping[str, Any], key: str, required: bool = False) -> Mapping[str, Any]:
-    if key not in data and required:
-        raise SpecError(key, f"missing table [{key}]")
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise SpecError(key, f"must be a table [{key}], got {_kind(value)}")
-    return value
-
-
-def _required(table: Mapping[str, Any], where: str, key: str) -> Any:
-    if key not in table:
-        raise SpecError(f"{where}.{key}" if where else key, "missing; this key is required")
-    return table[key]
-
-
-def _known(table: Mapping[str, Any], where: str, allowed: set[str]) -> None:
-    for key in table:
-        if key not in allowed:
-            name = _quote(str(key))[1:-1]
-            place = f"{where}.{name}" if where else name
-            raise SpecError(place, f"unknown key; expected one of {', '.join(sorted(allowed))}")
-
-
-def _kind(value: Any) -> str:
-    """Describe a wrong value without echoing arbitrary amounts of user text."""
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, int) and abs(value) > 10**18:
-        return f"a whole number of {len(str(abs(value))) if abs(value) < 10**4000 else 'thousands of'} digits"
-    if isinstance(value, (int, float)):
-        return f"the number {value!r}"
-    if isinstance(value, str):
-        return f"the string {_quote(value)}"
-    if isinstance(value, (list, tuple)):
-        return f"an array of {len(value)} items"
-    if isinstance(value, dict):
-        return "a table"
-    return f"a {type(value).__name__}"
-
-
-def _quote(text: str, limit: int = 40) -> str:
-    shown = _printable(text[:limit]) + ("..." if len(text) > limit else "")
-    return f"'{shown}'"
-
-
-def _printable(text: str) -> str:
-    """Keep messages on one line: control characters are shown escaped."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+__all__ = [
+    "DEFAULT_LEARNING_RATE", "MAX_INPUTS", "MAX_LAYERS", "Activation", "MAX_TITLE", "MAX_UNITS", "MAX_VALUE", "BatchNorm", "Choice", "Dense",
+    "Dropout", "Example", "LayerNorm", "Network", "Residual", "SpecError", "Stage", "default_network", "from_dict",
+    "load", "loads", "validate",
+]  # fmt: skip

@@ -23,7 +23,8 @@ import numpy as np
 import sympy as sp
 
 from .derive import Derivation
-from .graph import Graph, parameter_names
+from .graph import Graph, leaf_arrays, parameter_names
+from .kinds import KINDS
 from .network import DEFAULT_LEARNING_RATE, Network
 from .stable import NUMPY
 
@@ -48,6 +49,8 @@ class Point:
     drawn: tuple[str, ...]
     #: True when the spec gives no learning rate and the default is used.
     default_rate: bool = False
+    #: Dropout masks by array name ("M3"), rows by units: entries 0 or 1/(1 − p).
+    masks: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,10 +94,12 @@ def draw_point(network: Network, seed: int = 0) -> Point:
 
     Drawn values are rounded to two decimals so a reader can follow them by hand.
     Everything is drawn in a fixed order whatever the spec gives, so a value does not
-    change when another one is written into the spec.
+    change when another one is written into the spec. Over a batch (``network.batch``
+    above 1) x and y are rows, one per example; dropout masks are drawn after the parameters.
     """
     rng = np.random.default_rng(seed)
     given = network.example
+    batch = network.batch
     drawn: list[str] = []
 
     def pick(name: str, value, fresh: np.ndarray) -> np.ndarray:
@@ -103,22 +108,35 @@ def draw_point(network: Network, seed: int = 0) -> Point:
             return np.round(fresh, 2) + 0.0  # + 0.0 turns -0.0 into 0.0
         return np.asarray(value, dtype=float)
 
-    x = pick("x", given and given.x, rng.uniform(-1, 1, network.inputs))
-    y = pick("y", given and given.y, _targets(rng, network))
+    shape = (batch, network.inputs) if batch > 1 else network.inputs
+    x = pick("x", given and given.x, rng.uniform(-1, 1, shape))
+    targets = np.array([_targets(rng, network) for _ in range(batch)]) if batch > 1 else _targets(rng, network)
+    y = pick("y", given and given.y, targets)
     params: dict[str, np.ndarray] = {}
-    initial = {f"{name}{l}": value for l, c in enumerate(network.activations, 1) for name, value in c.values.items()}
-    for name, shape in network.parameter_shapes().items():
-        if name in initial:  # a learned activation parameter starts where the spec (or PyTorch) puts it
-            fresh = np.asarray(initial[name])
-        else:
-            limit = np.sqrt(6 / (shape[-1] + shape[0])) if name.startswith("W") else 0.5
-            fresh = rng.uniform(-limit, limit, shape)
-        params[name] = pick(name, given and given.parameters.get(name), fresh)
+    for stage in network.stages:
+        kind = KINDS[stage.kind]
+        for name, shape in kind.parameters(stage).items():
+            params[name] = pick(name, given and given.parameters.get(name), kind.draw(stage, name, shape, rng))
+    masks: dict[str, np.ndarray] = {}
+    for stage in network.stages:
+        kind = KINDS[stage.kind]
+        for name, shape in kind.leaves(stage, batch).items():
+            value = given and given.parameters.get(name)
+            if value is None:
+                drawn.append(name)
+                masks[name] = kind.draw_leaf(stage, name, shape, rng)
+            else:
+                masks[name] = np.asarray(value, dtype=float)
     rate = given.learning_rate if given and given.learning_rate is not None else None
     default_rate = rate is None
     if default_rate:
         rate = DEFAULT_LEARNING_RATE
-    return Point(tuple(map(float, x)), tuple(map(float, y)), float(rate), params, seed, tuple(drawn), default_rate)
+    return Point(_nested(x), _nested(y), float(rate), params, seed, tuple(drawn), default_rate, masks)
+
+
+def _nested(values: np.ndarray) -> tuple:
+    """One example's numbers as a tuple of floats, a batch's as a tuple of rows."""
+    return tuple(map(float, values)) if values.ndim == 1 else tuple(tuple(map(float, row)) for row in values)
 
 
 def _targets(rng: np.random.Generator, network: Network) -> np.ndarray:
@@ -143,7 +161,7 @@ def compose(graph: Graph) -> dict[sp.Symbol, sp.Expr]:
 
 
 def leaf_symbols(graph: Graph) -> tuple[sp.Symbol, ...]:
-    return graph.inputs + graph.targets + graph.parameters + tuple(graph.constants)
+    return graph.inputs + graph.targets + graph.parameters + graph.masks + tuple(graph.constants)
 
 
 def lambdify_checked(args: tuple[sp.Symbol, ...], exprs: list[sp.Expr], steps=()):
@@ -218,10 +236,11 @@ def _real(value) -> float:
 
 
 def _leaf_values(graph: Graph, point: Point) -> dict[sp.Symbol, float]:
-    values = dict(zip(graph.inputs, point.x))
-    values.update(zip(graph.targets, point.y))
-    for name, symbols in parameter_names(graph).items():
-        values.update(zip(np.ravel(np.array(symbols, dtype=object)), np.ravel(point.parameters[name]).tolist()))
+    values = dict(zip(graph.inputs, np.ravel(point.x).tolist()))
+    values.update(zip(graph.targets, np.ravel(point.y).tolist()))
+    arrays = {**point.parameters, **point.masks}
+    for name, symbols in {**parameter_names(graph), **leaf_arrays(graph)}.items():
+        values.update(zip(np.ravel(np.array(symbols, dtype=object)), np.ravel(arrays[name]).tolist()))
     values.update(graph.constants)
     return {s: float(values[s]) for s in leaf_symbols(graph)}
 

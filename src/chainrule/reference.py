@@ -71,20 +71,37 @@ def _symbolic(expression: sp.Expr, at, wrt) -> Reference:
 
 
 def _network(network, at, wrt) -> Reference:
-    """∂L/∂(parameter arrays) by the code generated from the network's derivation (proved rules)."""
+    """∂L/∂(parameter arrays) by the code generated from the network's derivation (proved rules).
+
+    The network runs as in training (batch statistics); dropout's masks come from ``at`` ("M3").
+    """
     from .model import compile
 
     model = compile(network)
     shapes = network.parameter_shapes()
+    masks = network_masks(network, at)
     missing = [k for k in (*shapes, "X", "Y") if k not in at]
     if missing:
         raise ValueError(f"at: a network reference needs {', '.join(missing)} (its parameters, and X, Y: one example per row)")
 
     def loss(**kw):
-        return model.loss({k: np.asarray(kw[k]) for k in shapes}, np.asarray(kw["X"]), np.asarray(kw["Y"]))
+        return model.loss({k: np.asarray(kw[k]) for k in shapes}, np.asarray(kw["X"]), np.asarray(kw["Y"]), masks=masks)
 
-    _, grads = model.loss_and_grad({k: np.asarray(at[k], dtype=float) for k in shapes}, np.asarray(at["X"]), np.asarray(at["Y"]))
+    params = {k: np.asarray(at[k], dtype=float) for k in shapes}
+    _, grads = model.loss_and_grad(params, np.asarray(at["X"]), np.asarray(at["Y"]), masks=masks)
     return Reference({k: grads[k] for k in wrt}, "the network's derivation (generated code)", 0.0, None, loss)
+
+
+def network_masks(network, at) -> dict[str, np.ndarray] | None:
+    """Dropout masks from ``at`` ("M3": rows by units), or None for a network without dropout."""
+    rows = np.asarray(at["X"]).shape[0] if "X" in at else 1
+    names = list(network.leaf_shapes(rows))
+    if not names:
+        return None
+    missing = [k for k in names if k not in at]
+    if missing:
+        raise ValueError(f"at: a network with dropout needs its masks {', '.join(missing)} (0 or 1/(1 - p), one row per example)")
+    return {k: np.asarray(at[k], dtype=float) for k in names}
 
 
 def _numeric(function: Callable, at, wrt) -> Reference:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .datasets import DATASETS, Dataset, accuracy
 from .model import INIT_SCHEMES, Model
-from .network import SpecError
+from .network import Network, SpecError
 from .optim import OPTIMIZERS, SCHEDULES, clip_by_norm, clip_by_value, resolve
 
 
@@ -33,8 +33,9 @@ class Epoch:
     val_loss: float
     val_accuracy: float | None
     learning_rate: float  # the rate used during this epoch (after the schedule)
-    #: Per layer ("layer 1", "layer 2", ...): the mean over the epoch's steps of the L2 norm
-    #: of that layer's whole gradient (W, b and any learned activation parameter together).
+    #: Per numbered layer that has parameters ("layer 1", "layer 2", ...; a residual block's
+    #: sum and a dropout stage have none): the mean over the epoch's steps of the L2 norm of
+    #: that layer's whole gradient (W and b, γ and β, any learned activation parameter together).
     gradient_norms: Mapping[str, float]
     steps: int  # optimizer steps taken so far, over all epochs
     seconds: float  # wall time of this epoch
@@ -76,8 +77,11 @@ class TrainingResult:
     val_size: int = 0
     test_size: int = 0
     classes: tuple[str, ...] = ()
-    #: θ and its gradient for the first entry of W1 at step 1: the report's worked update.
+    #: θ and its gradient for the first entry of W1 (else the first parameter) at step 1: the report's worked update.
     first_step: tuple[float, float] | None = None
+    #: The running statistics that evaluation uses (batch norm's ``mean2``, ``var2``, ...), as
+    #: training left them: part of the trained model, with ``parameters``. Empty without batch norm.
+    state: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 #: What a run uses when neither the command line nor the spec's [training] table says.
@@ -98,17 +102,26 @@ MAX_EPOCHS = 100_000
 _KEYS = {"data", "hyperparameters", *DEFAULTS}
 
 
-def settings(table: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None) -> Settings:
+def settings(
+    table: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None, network: Network | None = None
+) -> Settings:
     """The run's settings: ``overrides`` (the command line), else the spec's [training] table, else DEFAULTS.
 
-    Every value is checked; a wrong one raises ``SpecError("training.<key>", ...)``.
+    Every value is checked; a wrong one raises ``SpecError("training.<key>", ...)``. With
+    ``network``, the settings are also checked against it: batch norm cannot train on
+    batches of one example.
 
     >>> settings({"data": "xor", "epochs": 5}, {"optimizer": "sgd"}).optimizer
     'sgd'
     >>> settings({"data": "xor", "epochs": 0})
     Traceback (most recent call last):
     ...
-    chainrule.network.SpecError: <network>: training.epochs: must be a whole number from 1 to 100000, got 0
+    chainrule.spec.SpecError: <network>: training.epochs: must be a whole number from 1 to 100000, got 0
+    >>> from chainrule.network import BatchNorm, Dense
+    >>> settings({"data": "xor", "batch_size": 1}, network=Network(2, (Dense(2, "relu"), BatchNorm(), Dense(1, "sigmoid")), "bce"))
+    Traceback (most recent call last):
+    ...
+    chainrule.spec.SpecError: <network>: training.batch_size: batch norm normalizes over the examples of a batch, so a batch of 1 has nothing to normalize; use 2 or more (e.g. 32) or "full"
     """
     table = dict(table or {})
     unknown = sorted(set(table) - _KEYS)
@@ -134,6 +147,12 @@ def settings(table: Mapping[str, Any] | None, overrides: Mapping[str, Any] | Non
     if not isinstance(hyper, Mapping):
         raise SpecError("training.hyperparameters", "must be a table such as { beta1 = 0.9, step_size = 10 }")
     optimizer, schedule = OPTIMIZERS[merged["optimizer"]], SCHEDULES[merged["schedule"]]
+    if batch == 1 and network is not None and network.couples_batch and not optimizer.full_batch:
+        raise SpecError(
+            "training.batch_size",
+            "batch norm normalizes over the examples of a batch, so a batch of 1 has nothing to normalize; "
+            'use 2 or more (e.g. 32) or "full"',
+        )
     known = {p.name: p for p in (*optimizer.hyperparameters, *schedule.parameters)}
     values = {}
     for name, value in hyper.items():
@@ -198,17 +217,24 @@ def _layer_of(name: str) -> int:
     return int("".join(ch for ch in name if ch.isdigit()))
 
 
-def _layer_norms(grads: Mapping[str, np.ndarray], layers: int) -> np.ndarray:
-    squares = np.zeros(layers)
+def _numbered(params: Mapping[str, np.ndarray]) -> list[int]:
+    """The numbers of the stages that have parameters (W1 b1 gamma2 beta2 W3 b3 -> 1, 2, 3), in order."""
+    return sorted({_layer_of(name) for name in params})
+
+
+def _layer_norms(grads: Mapping[str, np.ndarray], stages: list[int]) -> np.ndarray:
+    """The L2 norm of each stage's gradient, in the order of ``stages``."""
+    position = {l: k for k, l in enumerate(stages)}
+    squares = np.zeros(len(stages))
     for name, g in grads.items():
-        squares[_layer_of(name) - 1] += float(np.vdot(g, g))
+        squares[position[_layer_of(name)]] += float(np.vdot(g, g))
     return np.sqrt(squares)
 
 
-def _diverged(epoch: int, step: int, what: str, grads, layers: int, recent: list[float], rate: float) -> _Diverged:
-    norms = _layer_norms({k: np.nan_to_num(v, nan=np.inf) for k, v in grads.items()}, layers)
-    bad = [l + 1 for l in range(layers) if not np.isfinite(norms[l])]
-    layer = bad[-1] if bad else int(np.argmax(norms)) + 1
+def _diverged(epoch: int, step: int, what: str, grads, stages: list[int], recent: list[float], rate: float) -> _Diverged:
+    norms = _layer_norms({k: np.nan_to_num(v, nan=np.inf) for k, v in grads.items()}, stages)
+    bad = [stages[k] for k in range(len(stages)) if not np.isfinite(norms[k])]
+    layer = bad[-1] if bad else stages[int(np.argmax(norms))]
     growth = ""
     if len(recent) >= 2 and recent[0] > 0:
         growth = f"; the gradient norm went from {recent[0]:.3g} to {recent[-1]:.3g} over the last {len(recent)} steps"
@@ -231,6 +257,11 @@ def fit(
 ) -> TrainingResult:
     """Train ``model`` on ``data`` as ``run`` says; stop cleanly on Ctrl-C or a NaN, and report.
 
+    Every layer kind trains: batch norm's running statistics start as ``model.init_state()``,
+    each step updates them (as PyTorch does in ``train()`` mode), every evaluation uses them,
+    and the result keeps them as ``state``; dropout's masks come from a generator seeded by
+    ``run.seed``, so a run is the same every time.
+
     ``on_step(epoch, step_in_epoch, steps_in_epoch, loss)`` and ``on_epoch(Epoch)`` let a
     caller draw progress.
 
@@ -245,13 +276,18 @@ def fit(
     """
     optimizer, schedule = OPTIMIZERS[run.optimizer], SCHEDULES[run.schedule]
     params = model.init_params(seed=run.seed, scheme=run.init)
-    state = optimizer.init_state(params)
+    slots = optimizer.init_state(params)
+    # The running statistics, updated in place by every loss_and_grad (as PyTorch's are) and
+    # used by every evaluation.
+    running = model.init_state()
     rng = np.random.default_rng((run.seed, 2))  # its own stream: batches do not move when init draws more
+    masks = np.random.default_rng((run.seed, 3))  # dropout's masks: a stream of their own, so the batches stay put
     X, Y = data.X_train, data.Y_train
     size = None if optimizer.full_batch else run.batch_size
-    layers = len(model.network.layers)
+    stages = _numbered(params)
     history: list[Epoch] = []
     stopped, t, first = None, 0, None
+    watched = "W1" if "W1" in params else next(iter(params))
     recent: list[float] = []
     epoch = 0
     # Overflow is judged on the results (each step checks for NaN and inf and says where),
@@ -262,13 +298,18 @@ def fit(
                 started = time.perf_counter()
                 rate = schedule.rate(run.learning_rate, epoch - 1, run.epochs, run.hyperparameters)
                 parts = batches(len(X), size, rng)
-                norms = np.zeros(layers)
+                if model.network.couples_batch and len(parts) > 1 and len(parts[-1]) == 1:
+                    # Batch norm has no statistics over one example: the last lone row joins the
+                    # batch before it (one batch of size + 1) rather than being dropped, so every
+                    # row is still seen once per epoch.
+                    parts[-2:] = [np.concatenate(parts[-2:])]
+                norms = np.zeros(len(stages))
                 for i, rows in enumerate(parts, start=1):
-                    loss, grads = model.loss_and_grad(params, X[rows], Y[rows])
-                    step_norms = _layer_norms(grads, layers)
+                    loss, grads = model.loss_and_grad(params, X[rows], Y[rows], state=running, rng=masks)
+                    step_norms = _layer_norms(grads, stages)
                     if not (math.isfinite(loss) and np.isfinite(step_norms).all()):
                         raise _diverged(epoch, t + 1, "the loss" if not math.isfinite(loss) else "the gradient",
-                                        grads, layers, recent, rate)
+                                        grads, stages, recent, rate)
                     norms += step_norms
                     recent = [*recent[-9:], float(np.sqrt((step_norms**2).sum()))]
                     if run.clip_value is not None:
@@ -276,16 +317,17 @@ def fit(
                     if run.clip_norm is not None:
                         grads, _ = clip_by_norm(grads, run.clip_norm)
                     if first is None:
-                        first = (float(np.ravel(params["W1"])[0]), float(np.ravel(grads["W1"])[0]))
+                        first = (float(np.ravel(params[watched])[0]), float(np.ravel(grads[watched])[0]))
                     t += 1
-                    params, state = optimizer.step(params, grads, state, rate, t, run.hyperparameters)
+                    params, slots = optimizer.step(params, grads, slots, rate, t, run.hyperparameters)
                     if on_step is not None:
                         on_step(epoch, i, len(parts), loss)
-                finished = _evaluate(model, params, data, "train") + _evaluate(model, params, data, "val")
-                if not all(v is None or math.isfinite(v) for v in finished):
-                    raise _diverged(epoch, t, "the parameters", params, layers, recent, rate)
-                record = Epoch(epoch, *finished, rate, {f"layer {l + 1}": float(norms[l] / len(parts)) for l in range(layers)},
-                              t, time.perf_counter() - started)
+                finished = _evaluate(model, params, running, data, "train") + _evaluate(model, params, running, data, "val")
+                if not (all(v is None or math.isfinite(v) for v in finished)
+                        and all(np.isfinite(v).all() for v in running.values())):
+                    raise _diverged(epoch, t, "the parameters", params, stages, recent, rate)
+                record = Epoch(epoch, *finished, rate, {f"layer {l}": float(norms[k] / len(parts)) for k, l in enumerate(stages)},
+                               t, time.perf_counter() - started)
                 history.append(record)
                 if on_epoch is not None:
                     on_epoch(record)
@@ -293,19 +335,20 @@ def fit(
             stopped = f"interrupted (Ctrl-C) in epoch {epoch}; the report covers the {len(history)} epochs that finished"
         except _Diverged as exc:
             stopped = exc.message
-    test_loss, test_accuracy = _evaluate(model, params, data, "test")
+    test_loss, test_accuracy = _evaluate(model, params, running, data, "test")
     if test_loss is not None and not math.isfinite(test_loss):
         test_loss, test_accuracy = None, None
     return TrainingResult(
         title, run, tuple(history), test_loss, test_accuracy, stopped, params,
         len(data.X_train), len(data.X_val), len(data.X_test), data.classes, first,
+        {name: np.array(value) for name, value in running.items()},
     )
 
 
-def _evaluate(model: Model, params, data: Dataset, part: str) -> tuple[float | None, float | None]:
+def _evaluate(model: Model, params, state, data: Dataset, part: str) -> tuple[float | None, float | None]:
     X, Y, labels = getattr(data, f"X_{part}"), getattr(data, f"Y_{part}"), getattr(data, f"labels_{part}")
     with np.errstate(all="ignore"):
-        loss, scores = model.loss_and_predict(params, X, Y)
+        loss, scores = model.loss_and_predict(params, X, Y, state=state)
     if not np.isfinite(scores).all():
         return float(loss), None
     return float(loss), accuracy(labels, scores, data.targets)

@@ -140,7 +140,9 @@ def escape_latex(text: str) -> str:
     >>> print(escape_latex("50% of {x}_1 \\ é <b> ★"))
     50\% of \{x\}\_1 \textbackslash{} \'{e} \textless{}b\textgreater{} [U+2605]
     """
-    return "".join(_latex_char(ch) for ch in text)
+    # A letter with a combining hat (x̂ in prose about batch norm) has no precomposed form: set it as math.
+    parts = text.split("x\u0302")
+    return r"\ensuremath{\hat{x}}".join("".join(_latex_char(ch) for ch in part) for part in parts)
 
 
 # What can start markup anywhere in a line; "-", "+", "." and "!" only do at a line's

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..expr import to_formula
 from ..graph import parameter_names
+from ..kinds import KINDS
 from .printing import latex_printer, plain_printer, text_name
 from .steps import closed_form_shown
 
@@ -39,6 +40,14 @@ def _nested(symbols, leaf) -> Any:
     return leaf(symbols)
 
 
+
+
+def _stage(stage) -> dict[str, Any]:
+    """A stage as the network's ``layers`` lists it: a dense layer's units, activation and bias; else its kind."""
+    if stage.choice is None:
+        return {"kind": stage.kind, "units": stage.units}
+    spec = stage.spec
+    return {"units": spec.units, "activation": stage.choice.name, "parameters": dict(stage.choice.values), "bias": spec.bias}
 
 
 def _formula(expr) -> str | None:
@@ -99,9 +108,20 @@ def json_document(
         "title": net.title,
         "network": {
             "inputs": net.inputs,
-            "layers": [
-                {"units": l.units, "activation": c.name, "parameters": dict(c.values), "bias": l.bias}
-                for l, c in zip(net.layers, net.activations)
+            "layers": [_stage(stage) for stage in net.stages],
+            "stages": [
+                {
+                    "number": stage.number,
+                    "kind": stage.kind,
+                    "title": layer.title,
+                    "units": stage.units,
+                    "source": stage.source,
+                    "skip": stage.skip,
+                    "picture": KINDS[stage.kind].picture(stage).style,
+                    "nodes": [str(s) for s in layer.nodes],
+                    "leaves": {name: _nested(grid, str) for name, grid in layer.leaves.items()},
+                }
+                for stage, layer in zip(net.stages, graph.layers)
             ],
             "loss": net.loss_choice.name,
             "loss_parameters": dict(net.loss_choice.values),
@@ -125,6 +145,10 @@ def json_document(
             doc["forward"][f"z{layer.number}"] = [example.values[s] for s in layer.z]
             doc["forward"][f"a{layer.number}"] = [example.values[s] for s in layer.a]
         doc["forward"]["yhat"] = [example.values[s] for s in graph.outputs]
+        # Every node, mask and adjoint by its plain name, whatever the kind of its stage.
+        doc["nodes"] = {str(n.symbol): example.values[n.symbol] for n in graph.nodes}
+        doc["masks"] = {str(m): example.values[m] for m in graph.masks}
+        doc["adjoints"] = {str(s): example.adjoints[s] for s in derivation.adjoints}
         doc["deltas"] = {f"delta{layer.number}": [example.adjoints[z] for z in layer.z] for layer in graph.layers}
         doc["input_gradient"] = [example.adjoints[x] for x in graph.inputs]
     parameters: dict[str, Any] = {}
@@ -150,6 +174,18 @@ def json_document(
         }
         for a in derivation.deltas
     }
+    names = graph.adjoint_names
+    doc["adjoints_symbolic"] = {
+        str(s): {"name": None if a.name is None else str(a.name), "substituted": text(a.substituted), "closed": closed(a.closed)}
+        for s, a in derivation.adjoints.items()
+        if s not in names or a.name is not None
+    }
+    doc["layer_equations"] = [
+        {"label": eq.label, "layer": eq.layer, "title": eq.title, "lhs": text(eq.lhs), "rhs": text(eq.rhs),
+         "explicit": [[text(eq.explicit[i, j]) for j in range(eq.explicit.shape[1])] for i in range(eq.explicit.shape[0])],
+         "of": _nested(tuple(eq.of), str)}
+        for eq in derivation.equations
+    ]  # fmt: skip
     if example is not None:
         check = example.check
         doc["check"] = {

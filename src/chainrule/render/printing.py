@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import sympy as sp
@@ -32,10 +33,46 @@ from sympy.printing.str import StrPrinter
 from ..graph import Notation
 
 
-def _indices_latex(indices: tuple[int, ...]) -> str:
-    # w_{12} is unambiguous only while every index has one digit; past 9, use commas.
-    sep = "," if any(i > 9 for i in indices) else ""
-    return sep.join(map(str, indices))
+def _indexed_notation(expr, notation: Mapping, show) -> Notation | None:
+    """x̂⁽ˡ⁾ₘ of a generic index form: the base's notation with the indices as its subscript.
+
+    The index goes where the symbol's own indices go, inside ∂L/∂(·) for an adjoint.
+    """
+    n = notation.get(expr.base.label)
+    if n is None or n.indices:
+        return None
+    return replace(n, subscript=",".join(show(i) for i in expr.indices))
+
+
+def _as_written(expr: sp.Mul) -> tuple[bool, list, list]:
+    """An unevaluated product as written: (a leading minus?, numerator factors, denominator factors), in order.
+
+    >>> x, y = sp.symbols("x y")
+    >>> _as_written(sp.Mul(sp.Rational(-1, 2), y, sp.Pow(x, -1, evaluate=False), evaluate=False))
+    (True, [y], [2, x])
+    """
+    args = list(expr.args)
+    negative = bool(args and args[0].is_Number and args[0].is_negative)
+    if negative:
+        args[0] = -args[0]
+    numer, denom = [], []
+    for a in args:
+        if a.is_Rational and a != 1 and a.q != 1:
+            numer += [sp.Integer(a.p)] if a.p != 1 else []
+            denom.append(sp.Integer(a.q))
+        elif a.is_Pow and a.exp.is_Rational and a.exp.is_negative:
+            denom.append(a.base if a.exp == -1 else sp.Pow(a.base, -a.exp, evaluate=False))
+        elif a != 1 or len(args) == 1:
+            numer.append(a)
+    return negative, numer, denom
+
+
+def _negated_term(term):
+    """A sum's term with a leading minus, as the term it subtracts (−x̂ₙ Σ … → x̂ₙ Σ …), unevaluated."""
+    if isinstance(term, sp.Mul) and term.args[0].is_Number and term.args[0].is_negative:
+        rest = ((-term.args[0],) if term.args[0] != -1 else ()) + term.args[1:]
+        return rest[0] if len(rest) == 1 else sp.Mul(*rest, evaluate=False)
+    return None
 
 
 def notation_latex(n: Notation) -> str:
@@ -44,7 +81,7 @@ def notation_latex(n: Notation) -> str:
     if n.layer is not None:
         core += f"^{{({n.layer})}}"
     if n.indices:
-        core += f"_{{{_indices_latex(n.indices)}}}"
+        core += f"_{{{n.separator.join(map(str, n.indices))}}}"
     elif n.subscript is not None:
         core += f"_{{{n.subscript}}}"
     if n.arg is not None:
@@ -67,6 +104,40 @@ class NotationLatexPrinter(LatexPrinter):
     def _print_MatrixSymbol(self, expr):
         n = self._settings["notation"].get(expr)
         return notation_latex(n) if n is not None else super()._print_MatrixSymbol(expr)
+
+    def _print_Indexed(self, expr):
+        n = _indexed_notation(expr, self._settings["notation"], self._print)
+        return notation_latex(n) if n is not None else super()._print_Indexed(expr)
+
+    def _print_UnevaluatedExpr(self, expr):
+        # A form built in a textbook's order (the batch-norm steps): print its terms and factors as given.
+        return _in_order(self, expr.args[0])
+
+    def _print_Add(self, expr, order=None):
+        if self._settings["order"] != "none":
+            return super()._print_Add(expr, order)
+        out = ""
+        for i, term in enumerate(expr.args):
+            negated = _negated_term(term)
+            if i:
+                out += " - " if negated is not None else " + "
+            elif negated is not None:
+                out += "- "
+            shown = negated if negated is not None else term
+            text = self._print(shown)
+            out += f"\\left({text}\\right)" if negated is not None and isinstance(shown, sp.Add) else text
+        return out
+
+    def _print_Mul(self, expr):
+        if self._settings["order"] != "none" or not isinstance(expr, sp.Mul):
+            return super()._print_Mul(expr)
+        negative, numer, denom = _as_written(expr)
+
+        def row(factors) -> str:
+            return " ".join(f"\\left({self._print(f)}\\right)" if _needs_parens(f, i, len(factors)) else self._print(f) for i, f in enumerate(factors))
+
+        top = row(numer) if numer else "1"
+        return ("- " if negative else "") + (f"\\frac{{{top}}}{{{row(denom)}}}" if denom else top)
 
     def _print_sigmoid(self, expr, exp=None):
         inner = f"\\sigma\\left({self._print(expr.args[0])}\\right)"
@@ -104,7 +175,7 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
     def _notation(self, n: Notation):
         base = self._el("mi", text=n.text)
         subs = [self._el("mn", text=str(i)) for i in n.indices]
-        if any(i > 9 for i in n.indices):
+        if n.separator:
             subs = [x for i, node in enumerate(subs) for x in ((self._el("mo", text=","), node) if i else (node,))]
         if not subs and n.subscript is not None:
             subs = [self._token(part) for part in re.findall(r"[0-9]+|[A-Za-z]+|[^\sA-Za-z0-9]", n.subscript)]
@@ -165,8 +236,48 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
         return super()._print_Float(e if digits is None else sp.Float(e, digits))
 
     def _print_UnevaluatedExpr(self, e):
-        # A worked step keeps its numbers as given (-0.25 stays -0.25): print what is inside.
-        return self._print(e.args[0])
+        # A worked step keeps its numbers as given (-0.25 stays -0.25), and a form built in a
+        # textbook's order (the batch-norm steps) its terms and factors: print what is inside, as given.
+        return _in_order(self, e.args[0])
+
+    def _print_Indexed(self, e):
+        n = _indexed_notation(e, self._settings["notation"], lambda i: str(i))
+        return self._notation(n) if n is not None else super()._print_Indexed(e)
+
+    def _print_Add(self, expr, order=None):
+        if self._settings["order"] != "none":
+            return super()._print_Add(expr, order)
+        row = self._el("mrow")
+        for i, term in enumerate(expr.args):
+            negated = _negated_term(term)
+            if i or negated is not None:
+                row.appendChild(self._el("mo", text="-" if negated is not None else "+"))
+            shown = negated if negated is not None else term
+            row.appendChild(self._fenced(shown) if negated is not None and isinstance(shown, sp.Add) else self._print(shown))
+        return row
+
+    def _print_Mul(self, expr):
+        if self._settings["order"] != "none" or not isinstance(expr, sp.Mul):
+            return super()._print_Mul(expr)
+        negative, numer, denom = _as_written(expr)
+
+        def row(factors):
+            return self._el("mrow", *[self._fenced(f) if _needs_parens(f, i, len(factors)) else self._print(f) for i, f in enumerate(factors)])
+
+        top = row(numer) if numer else self._el("mn", text="1")
+        body = self._el("mfrac", top, row(denom)) if denom else top
+        return self._el("mrow", self._el("mo", text="-"), body) if negative else body
+
+    def _print_Sum(self, e):
+        if self._settings["order"] != "none" or isinstance(e.function, sp.Add):
+            return super()._print_Sum(e)
+        # Σₘ ∂L/∂x̂ₘ x̂ₘ: a product after the sign needs no parentheses of its own.
+        (var, low, high), = e.limits
+        under = self._el("munderover", self._el("mo", text="∑"), self._el("mrow", self._print(var), self._el("mo", text="="), self._print(low)), self._print(high))
+        return self._el("mrow", under, self._print(e.function))
+
+    def _fenced(self, expr):
+        return self._el("mrow", self._el("mo", text="("), self._print(expr), self._el("mo", text=")"))
 
     def _print_sigmoid(self, e):
         return self._el("mrow", self._el("mi", text="σ"), self._paren_comma_separated(*e.args))
@@ -219,6 +330,25 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
             )
             table.appendChild(row)
         return self._el("mrow", self._el("mo", text="{"), table)
+
+
+def _needs_parens(factor, position: int, count: int) -> bool:
+    """A factor of a product of ``count`` as written: a sum, or a negative product after the first factor, gets parentheses."""
+    if count == 1:
+        return False
+    if isinstance(factor, sp.Add):
+        return True
+    return position > 0 and (factor.is_Number and factor.is_negative or _negated_term(factor) is not None)
+
+
+def _in_order(printer, expr):
+    """``expr`` printed with its terms and factors in the order they were built (``order="none"``)."""
+    before = printer._settings["order"]
+    printer._settings["order"] = "none"
+    try:
+        return printer._print(expr)
+    finally:
+        printer._settings["order"] = before
 
 
 def latex(expr, notation: Mapping = {}, **settings) -> str:
@@ -340,7 +470,7 @@ def text_name(symbol, notation: Mapping) -> str:
     n = notation.get(symbol)
     if n is None:
         return str(symbol)
-    sep = "," if any(i > 9 for i in n.indices) else ""
+    sep = n.separator
     core = n.text
     if n.layer is not None:
         core += f"({n.layer})".translate(_SUPERSCRIPTS)

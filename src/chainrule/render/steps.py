@@ -89,6 +89,8 @@ class Row:
     steps: tuple = ()
     #: The lines of generated NumPy code that compute this row, for a batch-level rule.
     code: tuple[str, ...] = ()
+    #: The row goes on with the right side of the row above (a long sum, a few terms a line): no "=".
+    continued: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ class Block:
     lit: sp.Symbol | None = None
     #: In a summary, what the block leaves out ("… and 24 more units of layer 1").
     omitted: tuple = ()
+    #: Each note above its row, the formulas taking the whole width (a derivation in steps).
+    notes_above: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,11 +160,14 @@ def _local_row(d: Derivation, of: sp.Symbol, wrt: sp.Symbol, explained: dict | N
         rhs += (local.derivative, EQ)
     rhs += (local.shown,)
     display = d.graph.node(of).display
+    identity = _identity_path(d, of, wrt)
     # A definition too long for a note (a loss with a penalty on every weight) is named, not repeated.
     longest = SUMMARY_NOTE if is_summary(d) else LONGEST_NOTE
     note: tuple = ("from ", (of, EQ, display)) if written_size(display) <= longest else ("from the definition of ", of)
+    if identity:
+        note += ("; the identity path: the gradient passes unchanged",)
     steps: tuple = ()
-    if explained is not None:
+    if explained is not None and not identity:
         kind = _kind(d, of, wrt)
         if kind[0] == "a" and d.notation.get(wrt) is not None and d.notation[wrt].text == "z":
             note += ("; f′ is derived under Activation derivatives",)
@@ -170,6 +177,15 @@ def _local_row(d: Derivation, of: sp.Symbol, wrt: sp.Symbol, explained: dict | N
             explained[kind] = Partial(of, wrt)
             steps = tuple(lines(step_view(d.local_steps(of, wrt))))
     return Row((Partial(of, wrt),), rhs, note, steps)
+
+
+def _identity_path(d: Derivation, of: sp.Symbol, wrt: sp.Symbol) -> bool:
+    """Whether ∂of/∂wrt is a skip connection's 1: ``of`` a unit of a stage with a skip, ``wrt`` the skip's unit."""
+    for layer in d.graph.layers:
+        if layer.skip is not None and of in layer.a:
+            skipped = d.graph.inputs if layer.skip == 0 else d.graph.layers[layer.skip - 1].a
+            return wrt in skipped
+    return False
 
 
 def _title(d: Derivation, adj: Adjoint) -> tuple:
@@ -241,29 +257,38 @@ def adjoint_block(
     return Block(key, _title(d, adj), tuple(rows), tuple(where), lit)
 
 
+def _stage_rows(d: Derivation, ex: WorkedExample | None, layer) -> tuple[tuple, tuple]:
+    """The forward rows of one stage (its leaves, then its nodes in order) and what a summary leaves out."""
+    rows = []
+    for grid in layer.leaves.values():
+        for symbol in (s for row in grid for s in row):
+            rows.append(Row((symbol,), (Number(ex.values[symbol]),) if ex is not None else (), ("drawn from the seed",)))
+    # A dense stage reads unit by unit (z then a); others in the order their nodes are computed.
+    units = tuple(zip(layer.z, layer.a)) if layer.z else tuple((s,) for s in layer.nodes)
+    if is_summary(d):
+        units = first_rows(units, f"units of layer {layer.number}")
+    omitted = tuple(u.text for u in units if isinstance(u, More))
+    for unit in units:
+        if isinstance(unit, More):
+            continue
+        for symbol in unit:
+            node = d.graph.node(symbol)
+            rhs: tuple = (node.display,)
+            if node.display != node.expr:
+                rhs += (EQ, node.expr)
+            if ex is not None:
+                rhs += (EQ, Number(ex.values[symbol]))
+            rows.append(Row((symbol,), rhs))
+    return tuple(rows), omitted
+
+
 def forward_section(d: Derivation, ex: WorkedExample | None) -> Section:
     blocks = []
     for layer in d.graph.layers:
-        rows = []
-        units = tuple(zip(layer.z, layer.a))
-        if is_summary(d):
-            units = first_rows(units, f"units of layer {layer.number}")
-        omitted = tuple(u.text for u in units if isinstance(u, More))
-        for unit in units:
-            if isinstance(unit, More):
-                continue
-            for symbol in unit:
-                node = d.graph.node(symbol)
-                rhs: tuple = (node.display,)
-                if node.display != node.expr:
-                    rhs += (EQ, node.expr)
-                if ex is not None:
-                    rhs += (EQ, Number(ex.values[symbol]))
-                rows.append(Row((symbol,), rhs))
-        title = (f"Layer {layer.number}: {len(layer.z)} {layer.activation} unit{'s' if len(layer.z) > 1 else ''}",)
-        blocks.append(Block(f"forward-{layer.number}", title, tuple(rows), omitted=omitted))
+        rows, omitted = _stage_rows(d, ex, layer)
+        blocks.append(Block(f"forward-{layer.number}", (f"Layer {layer.number}: {layer.title}",), rows, omitted=omitted))
     loss = d.graph.node(d.graph.loss)
-    in_layers = {s for layer in d.graph.layers for s in (*layer.z, *layer.a)}
+    in_layers = {s for layer in d.graph.layers for s in (*layer.z, *layer.a, *layer.nodes)}
     # Nodes beside the layers and the loss (the penalty R) are defined just before L.
     extra = [
         Row((n.symbol,), (n.display,) + ((EQ, Number(ex.values[n.symbol])) if ex is not None else ()))
@@ -278,7 +303,11 @@ def forward_section(d: Derivation, ex: WorkedExample | None) -> Section:
     if d.graph.constants:
         rows = [Row((symbol,), (Number(value),)) for symbol, value in d.graph.constants.items()]
         blocks.insert(0, Block("constants", ("Constants of the spec",), tuple(rows)))
-    intro = ("Each unit adds up its weighted inputs and its bias, then applies its activation.",)
+    intro: tuple = ("Each unit adds up its weighted inputs and its bias, then applies its activation.",)
+    if any(not layer.weights for layer in d.graph.layers):
+        intro = (intro[0] + " Every other layer is defined entry by entry, in the order it is computed.",)
+    if d.graph.batch > 1:
+        intro = (intro[0] + f" The example is a batch of {d.graph.batch}: the first index of every quantity is the example, the second the unit.",)
     return Section("forward", "Forward pass", intro, tuple(blocks))
 
 
@@ -321,17 +350,36 @@ def _omitted(lead: str, how: tuple, equations: tuple = ()) -> tuple:
     return (*sentence, ". Every value is in the JSON document.")
 
 
+def _named_groups(d: Derivation, layer) -> list[tuple[sp.Symbol, ...]]:
+    """The stage's nodes with a named adjoint (δ, ∂L/∂x̂, ∂L/∂σ², ∂L/∂μ), grouped by how they are written.
+
+    Groups come in the order the walk reaches them (∂L/∂x̂ before ∂L/∂σ² before ∂L/∂μ), the
+    nodes of a group in forward order.
+    """
+    names = d.graph.adjoint_names
+    nodes = layer.z if layer.z else tuple(s for s in layer.nodes if s in names)
+    order = {s: i for i, s in enumerate(d.adjoints)}
+    groups: dict[str, list[sp.Symbol]] = {}
+    for node in nodes:
+        written = d.notation.get(node)
+        groups.setdefault(written.text if written is not None else "", []).append(node)
+    return [tuple(g) for g in sorted(groups.values(), key=lambda g: min(order[s] for s in g))]
+
+
 def backward_section(d: Derivation, ex: WorkedExample | None, explained: dict) -> Section:
     summary = is_summary(d)
     blocks = []
     for layer in reversed(d.graph.layers):
         for a in layer.a[:1] if summary else layer.a:
             blocks.append(adjoint_block(d, ex, d.adjoint(a), f"adjoint-{a}", explained=explained))
-        for z in layer.z[:1] if summary else layer.z:
-            blocks.append(adjoint_block(d, ex, d.adjoint(z), f"adjoint-{z}", explained=explained))
+        for group in _named_groups(d, layer):
+            for node in group[:1] if summary else group:
+                blocks.append(adjoint_block(d, ex, d.adjoint(node), f"adjoint-{node}", explained=explained))
     intro = (
         "The backward pass starts at the loss. Each δ is derived once, from the δs of the layer above, and then reused.",
     )
+    if any(not layer.weights for layer in d.graph.layers):
+        intro = (intro[0] + " The other named adjoints (such as ∂L/∂x̂, ∂L/∂σ², ∂L/∂μ) are derived once and reused the same way.",)
     omitted: tuple = ()
     hidden = sum(len(layer.z) - 1 for layer in d.graph.layers)
     if summary and hidden:
@@ -371,7 +419,77 @@ def input_section(d: Derivation, ex: WorkedExample | None, explained: dict) -> S
     return Section("inputs", "Gradients of the inputs", intro, tuple(blocks), omitted=omitted)
 
 
-def equation_section(d: Derivation) -> Section:
+#: A step's formula longer than this (``written_size``) is written a few terms a line.
+LONGEST_LINE = 60
+MINUS = Op("−")
+
+
+def _lines(expr: sp.Expr) -> list[tuple]:
+    """A long sum as lines of a few terms each, each line after the first opening with its sign.
+
+    A form built in order (an ``UnevaluatedExpr``) keeps its order and stays unevaluated.
+
+    >>> a, b, c = sp.symbols("a b c")
+    >>> _lines(a + b)
+    [(a + b,)]
+    >>> [len(line) for line in _lines(sp.Add(*[sp.Symbol(f"x{i}") ** 9 * a * b * c for i in range(12)]))]
+    [1, 2]
+    """
+    ordered = isinstance(expr, sp.UnevaluatedExpr)
+    inner = expr.args[0] if ordered else expr
+    if not isinstance(inner, sp.Add) or written_size(inner) <= LONGEST_LINE:
+        return [(expr,)]
+    terms = list(inner.args) if ordered else list(inner.as_ordered_terms())
+    chunks: list[list] = [[]]
+    for term in terms:
+        if chunks[-1] and written_size(sp.Add(*chunks[-1], term, evaluate=False)) > LONGEST_LINE * 3 // 4:
+            chunks.append([])
+        chunks[-1].append(term)
+
+    def written(parts):
+        total = parts[0] if len(parts) == 1 else sp.Add(*parts, evaluate=False)
+        return sp.UnevaluatedExpr(total) if ordered else total
+
+    lines = [(written(chunks[0]),)]
+    for chunk in chunks[1:]:
+        first, sign = chunk[0], PLUS
+        if first.could_extract_minus_sign():
+            sign = MINUS
+            if ordered and isinstance(first, sp.Mul):
+                rest = ((-first.args[0],) if first.args[0] != -1 else ()) + first.args[1:]
+                first = rest[0] if len(rest) == 1 else sp.Mul(*rest, evaluate=False)
+            else:
+                first = -first
+        lines.append((sign, written([first, *chunk[1:]])))
+    return lines
+
+
+def _entry_steps(d: Derivation, ex: WorkedExample | None, equations: Sequence) -> Block:
+    """A derivation in steps, each a layer equation written with indices, then entry by entry.
+
+    Used for equations that say whose adjoints their entries are (``of``): the batch-norm
+    backward, from the walk's sum to the compact form.
+    """
+    rows: list[Row] = []
+    last = len(equations) - 1
+    for i, eq in enumerate(equations):
+        note = (eq.title + (f"; {eq.because}" if eq.because else ""),)
+        symbols = [s for row in eq.of for s in row]
+        for lhs, expr, value in [((eq.lhs,), eq.rhs, None)] + [
+            ((Partial(d.graph.loss, s),), e, ex.adjoints[s] if ex is not None and i == last else None) for s, e in zip(symbols, eq.explicit)
+        ]:
+            lines = _lines(expr)
+            if value is not None:
+                lines[-1] += (EQ, Number(value))
+            rows.append(Row(lhs, lines[0], note))
+            rows += [Row((), line, continued=True) for line in lines[1:]]
+            note = ()
+    layer = d.graph.layers[equations[0].layer - 1]
+    title = (f"Layer {layer.number}: the backward of {layer.title}, step by step",)
+    return Block(f"steps-{layer.number}", title, tuple(rows), notes_above=True)
+
+
+def equation_section(d: Derivation, ex: WorkedExample | None = None) -> Section:
     labels = {
         "BP1": "BP1, the output layer's error",
         "BP2": "BP2, the error passed back through the weights",
@@ -379,15 +497,25 @@ def equation_section(d: Derivation) -> Section:
         "BP4": "BP4, the weight gradient",
     }
     blocks = []
+    stepwise: dict[int, list] = {}
     for eq in d.equations:
+        if eq.of:
+            stepwise.setdefault(eq.layer, []).append(eq)
+            if len(stepwise[eq.layer]) == 1:
+                blocks.append(eq.layer)
+            continue
         rows, cols = eq.explicit.shape
+        label = labels.get(eq.label, eq.title or eq.label)
         if is_summary(d) and max(rows, cols) > SUMMARY_ROWS:
             size = f"{rows} × {cols}" if cols > 1 else f"{rows}"
-            row = Row((eq.lhs,), (eq.rhs,), (f"{labels[eq.label]}; its {size} entries are in the JSON document",))
+            row = Row((eq.lhs,), (eq.rhs,), (f"{label}; its {size} entries are in the JSON document",))
         else:
-            row = Row((eq.lhs,), (eq.rhs, EQ, eq.explicit), (labels[eq.label],))
+            row = Row((eq.lhs,), (eq.rhs, EQ, eq.explicit), (label,))
         blocks.append(Block(f"{eq.label}-{eq.layer}", (f"{eq.label} for layer {eq.layer}",), (row,)))
+    blocks = [_entry_steps(d, ex, stepwise[b]) if isinstance(b, int) else b for b in blocks]
     intro = ("The same results in vector form, written out for this network; ∘ multiplies entry by entry.",)
+    if stepwise:
+        intro = (intro[0] + " A derivation in steps is written with indices first (n the entry, m running over the entries one μ and σ² are taken over), then entry by entry.",)
     return Section("equations", "Layer-level equations", intro, tuple(blocks))
 
 
@@ -481,6 +609,6 @@ def sections(
         backward_section(d, ex, explained),
         gradient_section(d, ex, explained),
         input_section(d, ex, explained),
-        equation_section(d),
+        equation_section(d, ex),
     )
     return outline if rules is None else (*outline, batch_section(d, rules, proof))

@@ -7,7 +7,12 @@ JSON contract (keys may be added, not changed)::
      "stopped": str | null, "train_size": int, "val_size": int, "test_size": int, "classes": [str],
      "test_loss": float | null, "test_accuracy": float | null,
      "history": [{"epoch": 1, "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                  "learning_rate", "gradient_norms": {"layer 1": float, ...}, "steps", "seconds"}, ...]}
+                  "learning_rate", "gradient_norms": {"layer 1": float, ...}, "steps", "seconds"}, ...],
+     "state": {"mean2": [float, ...], "var2": [float, ...], ...}}
+
+``"state"`` holds the running statistics as training left them (batch norm's running mean
+and variance per unit, which evaluation uses); it is ``{}`` for a network without any.
+``"gradient_norms"`` has one entry per numbered layer that has parameters.
 
 JSON has no NaN or infinity: a number that is not finite is written as null. With an
 optimizer, ``"update"`` adds its equations and the worked step as SymPy text.
@@ -167,8 +172,32 @@ def _percent(value: float) -> str:
     return f"{value:.2%}"
 
 
+@dataclass(frozen=True)
+class StateRow:
+    """One running-statistics array of the trained model: its name, its layer and its values per unit."""
+
+    name: str
+    layer: int
+    values: tuple[float, ...]
+
+
+def _state_rows(state: Mapping[str, Any]) -> list[StateRow]:
+    """The state arrays in layer order, each flattened to its values per unit.
+
+    >>> [(r.name, r.layer, r.values) for r in _state_rows({"mean2": [0.5, -1.0], "var2": [2.0, 1.0]})]
+    [('mean2', 2, (0.5, -1.0)), ('var2', 2, (2.0, 1.0))]
+    """
+    rows = []
+    for name, values in state.items():
+        digits = "".join(ch for ch in name if ch.isdigit())
+        flat = values.ravel().tolist() if hasattr(values, "ravel") else list(values)
+        rows.append(StateRow(name, int(digits) if digits else 0, tuple(float(v) for v in flat)))
+    return sorted(rows, key=lambda r: r.layer)
+
+
 def _context(result: TrainingResult, rule: UpdateRule | None) -> dict[str, Any]:
     shapes = [(name, "×".join(map(str, p.shape)) or "1", p.size) for name, p in result.parameters.items()]
+    state = _state_rows(result.state)
     return {
         "title": result.title or "A training run",
         "version": __version__,
@@ -181,6 +210,9 @@ def _context(result: TrainingResult, rule: UpdateRule | None) -> dict[str, Any]:
         "shapes": shapes,
         "parameter_count": sum(size for _, _, size in shapes),
         "rule": rule,
+        "state": state,
+        "state_units": max((len(r.values) for r in state), default=0),
+        "state_long": len(state) > TABLE_ROWS,
     }
 
 
@@ -225,6 +257,7 @@ def training_json(result: TrainingResult, rule: UpdateRule | None = None) -> str
         "test_loss": _plain(result.test_loss),
         "test_accuracy": _plain(result.test_accuracy),
         "history": [_record(e) for e in result.history],
+        "state": {r.name: [_plain(v) for v in r.values] for r in _state_rows(result.state)},
     }
     if rule is not None:
         doc["update"] = {

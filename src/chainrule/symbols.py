@@ -1,0 +1,54 @@
+"""How a quantity is written and how it is defined: ``Notation`` and ``Node``.
+
+The graph, the layer kinds and the printers share these two records; they hold SymPy
+objects and plain text only.
+
+>>> Notation("w", "w", 2, (1, 3)).layer
+2
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+
+@dataclass(frozen=True)
+class Notation:
+    """How one symbol is written: a base letter, an optional layer superscript, indices."""
+
+    base: str  # LaTeX: "w", "\\delta", "\\mathcal{L}"
+    text: str  # Unicode: "w", "δ", "L"
+    layer: int | None = None
+    indices: tuple[int, ...] = ()
+    #: Written as ∂of/∂(this symbol): for vectors of gradients such as ∂L/∂W⁽ˡ⁾.
+    of: str | None = None
+    #: Written as this symbol applied to ``arg``: f′⁽ˡ⁾(z⁽ˡ⁾).
+    arg: Notation | None = None
+    #: A subscript that is not a unit number, in plain text: the "t-1" of θₜ₋₁ (optimizers).
+    subscript: str | None = None
+    #: The first index is the example of a batch (x₂,₁ is input 1 of example 2): indices
+    #: are then always separated by commas.
+    batched: bool = False
+
+    @property
+    def separator(self) -> str:
+        # w_{12} is unambiguous only while every index has one digit; past 9, use commas.
+        return "," if self.batched or any(i > 9 for i in self.indices) else ""
+
+
+@dataclass(frozen=True)
+class Node:
+    """A computed quantity: ``symbol = expr``, with ``expr`` written in parent symbols."""
+
+    symbol: sp.Symbol
+    expr: sp.Expr
+    parents: tuple[sp.Symbol, ...]
+    #: The definition as a reader sees it (σ(z) rather than 1/(1+exp(-z))).
+    display: sp.Expr
+    #: Textbook forms of ∂symbol/∂parent, in forward symbols, where the catalog has them.
+    forms: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()
+    #: The same value computed without overflow, for NumPy (log-sum-exp for softmax
+    #: cross-entropy); ``None`` when ``expr`` itself is safe to evaluate.
+    numeric: sp.Expr | None = None
