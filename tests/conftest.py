@@ -163,6 +163,18 @@ def _with_parameters(name: str, rng: np.random.Generator) -> str | dict[str, Any
     return {"name": name, **{key: round(float(rng.uniform(low, high)), 2) for key, (low, high) in ranges.items()}}
 
 
+def random_targets(net: Network, rows: int, rng: np.random.Generator) -> np.ndarray:
+    """``rows`` target rows of the kind the network's loss is defined for: one-hot, 0/1, ±1, or any numbers."""
+    kind, k = net.loss_choice.entry.targets, net.outputs
+    if kind == "distribution":
+        return np.eye(k)[rng.integers(k, size=rows)]
+    if kind == "unit":
+        return (rng.random((rows, k)) > 0.5).astype(float)
+    if kind == "sign":
+        return np.where(rng.random((rows, k)) > 0.5, 1.0, -1.0)
+    return rng.normal(size=(rows, k))
+
+
 def count_parameters(net: Network) -> int:
     return sum(int(np.prod(shape)) for shape in net.parameter_shapes().values())
 

@@ -17,7 +17,17 @@ from pathlib import Path
 import pytest
 from conftest import required_program
 
-from chainrule import default_network, derive, load, worked_example
+from chainrule import (
+    Activation,
+    Dense,
+    Dropout,
+    Network,
+    Residual,
+    default_network,
+    derive,
+    load,
+    worked_example,
+)
 from chainrule.explain import explain
 from chainrule.render import render
 from chainrule.render.explanation import render_explanation
@@ -75,7 +85,28 @@ window.addEventListener("load", function () {
     if (e.scrollHeight > e.clientHeight + 1 || (roomy && e.scrollWidth > e.clientWidth + 1))
       clipped.push(where(e) + " client " + e.clientWidth + "x" + e.clientHeight + " content " + e.scrollWidth + "x" + e.scrollHeight);
   });
+  // A formula wider than the block that holds it (a table cell, a list item) must scroll in a box of its own,
+  // not run over what stands beside it.
+  var past = [];
+  document.querySelectorAll("math").forEach(function (m) {
+    var r = m.getBoundingClientRect(), block = null;
+    for (var p = m.parentElement; p && p !== document.body; p = p.parentElement) {
+      var s = getComputedStyle(p);
+      if (s.overflowX !== "visible") return;
+      if (!block && s.display !== "inline") {
+        var b = p.getBoundingClientRect();
+        if (!(r.right > b.right + 1 || r.left < b.left - 1)) return;
+        block = where(m) + " " + Math.round(r.left) + ".." + Math.round(r.right) + " in " + p.tagName.toLowerCase() + " " + Math.round(b.left) + ".." + Math.round(b.right);
+      }
+    }
+    if (block) past.push(block);
+  });
+  var scrolledSteps = [];
+  document.querySelectorAll("article.stepwise div.scroll").forEach(function (e) {
+    if (e.scrollWidth > e.clientWidth + 1) scrolledSteps.push(where(e) + " " + e.clientWidth + " < " + e.scrollWidth);
+  });
   var result = {
+    past: past.slice(0, 10), pastCount: past.length, scrolledSteps: scrolledSteps.slice(0, 10), scrolledStepsCount: scrolledSteps.length,
     math: sizes("math"), mfrac: sizes("mfrac"), msubsup: sizes("msubsup"), svg: sizes("svg"),
     network: box(document.querySelector("figure.network svg")),
     fractionMinHeight: Math.min.apply(null, fractions.map(function (f) { return f.getBoundingClientRect().height; })),
@@ -202,8 +233,57 @@ def test_other_documents_fit_the_window(tmp_path, name: str, width: int) -> None
     assert m["outsideCount"] == 0, m["outside"]
     assert m["pageWidth"] <= m["viewport"], (m["pageWidth"], m["viewport"])
     assert m["flatCount"] == 0, m["flat"]
+    assert m["pastCount"] == 0, m["past"]
     if width == WIDE:
         assert m["clippedCount"] == 0, m["clipped"]
+
+
+#: Documents of the layer kinds: the batch-norm example a teacher hands out (about 1 MB of
+#: HTML), and tiny networks with a residual block, dropout and an activation stage.
+KIND_PAGES = {
+    "batchnorm-2-examples": lambda: load(EXAMPLES / "batchnorm-2-examples.toml"),
+    "residual": lambda: Network(2, (Dense(2, "tanh"), Residual((Dense(2, "relu"),)), Dense(1, "identity")), "half_sse"),
+    "dropout": lambda: Network(2, (Dense(3, "relu"), Dropout(0.5), Dense(1, "identity")), "mse"),
+    "activation": lambda: Network(2, (Dense(2, "identity"), Activation("tanh"), Dense(1, "identity")), "mse"),
+}
+
+
+@pytest.fixture(scope="module")
+def kind_page(tmp_path_factory):
+    """Each kind's document, derived and written once, measured once per width."""
+    chromium()
+    folder = tmp_path_factory.mktemp("kinds")
+    pages: dict[str, Path] = {}
+    measured: dict[tuple[str, int], dict] = {}
+
+    def at(name: str, width: int) -> dict:
+        if name not in pages:
+            pages[name] = folder / f"{name}.html"
+            pages[name].write_text(_derived(KIND_PAGES[name]()), encoding="utf-8")
+        if (name, width) not in measured:
+            measured[name, width] = _measure(pages[name], width)
+        return measured[name, width]
+
+    return at
+
+
+@pytest.mark.parametrize("name", list(KIND_PAGES))
+@pytest.mark.parametrize("width", [WIDE, NARROW])
+def test_layer_kind_documents_fit_the_window(kind_page, name: str, width: int) -> None:
+    m = kind_page(name, width)
+    assert m["math"]["count"] >= 100 and m["math"]["empty"] == [], m["math"]
+    assert m["outsideCount"] == 0, m["outside"]
+    assert m["pageWidth"] <= m["viewport"], (m["pageWidth"], m["viewport"])
+    assert m["flatCount"] == 0, m["flat"]
+    assert m["pastCount"] == 0, m["past"]
+    if width == WIDE:
+        assert m["clippedCount"] == 0, m["clipped"]
+
+
+def test_the_batch_norm_steps_fit_their_width_without_scrolling(kind_page) -> None:
+    """At 1200 px every step of the batch-norm backward, generic or entry by entry, is seen whole."""
+    m = kind_page("batchnorm-2-examples", WIDE)
+    assert m["scrolledStepsCount"] == 0, m["scrolledSteps"]
 
 
 def test_there_is_much_math_and_all_of_it_has_a_size(measured) -> None:

@@ -207,8 +207,8 @@ def _backprop(W1, b1, W2, b2, X, Y, *, hidden_slope=True, output_slope=True, bia
     ("switch", "words"),
     [
         ({}, None),
-        ({"hidden_slope": False}, "the activation derivative f′(z⁽1⁾) is missing from δ⁽1⁾"),
-        ({"output_slope": False}, "the activation derivative f′(z⁽2⁾) is missing from δ⁽2⁾"),
+        ({"hidden_slope": False}, "the activation derivative f′(z⁽¹⁾) is missing from δ⁽¹⁾"),
+        ({"output_slope": False}, "the activation derivative f′(z⁽²⁾) is missing from δ⁽²⁾"),
         ({"bias_sum": False}, "not summed over the batch"),
     ],
 )
@@ -273,7 +273,8 @@ def test_every_given_point_is_checked() -> None:
 
 
 def test_drawn_points_keep_away_from_kinks() -> None:
-    from chainrule.reference import kink_arguments as _kink_arguments, near_kink as _near_kink
+    from chainrule.reference import kink_arguments as _kink_arguments
+    from chainrule.reference import near_kink as _near_kink
 
     kinks = _kink_arguments("abs(x - 1) + max(x, y) + relu(y)", {"x": 1.0, "y": 0.5})
     assert _near_kink(kinks, {"x": 1.0, "y": 0.5})  # |x - 1| = 0

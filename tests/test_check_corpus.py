@@ -111,8 +111,8 @@ BUGS += [
 BUGS += [
     ("vector", "bias not summed", None, "not summed over the batch"),
     ("network", "bias not summed", None, "not summed over the batch"),
-    ("network", "missing hidden activation derivative", None, "the activation derivative f′(z⁽1⁾) is missing from δ⁽1⁾"),
-    ("network", "missing output activation derivative", None, "the activation derivative f′(z⁽2⁾) is missing from δ⁽2⁾"),
+    ("network", "missing hidden activation derivative", None, "the activation derivative f′(z⁽¹⁾) is missing from δ⁽¹⁾"),
+    ("network", "missing output activation derivative", None, "the activation derivative f′(z⁽²⁾) is missing from δ⁽²⁾"),
 ]
 
 

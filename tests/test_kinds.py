@@ -10,6 +10,7 @@ small network for each kind) and ``mixed_network`` (seeded random networks mixin
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,16 @@ from conftest import PROBABILITY_OUTPUTS
 
 import chainrule
 from chainrule.catalog import ACTIVATIONS, LOSSES
-from chainrule.kinds import KINDS, Activation, BatchNorm, Dense, Dropout, LayerNorm, Residual, parse_layers
+from chainrule.kinds import (
+    KINDS,
+    Activation,
+    BatchNorm,
+    Dense,
+    Dropout,
+    LayerNorm,
+    Residual,
+    parse_layers,
+)
 from chainrule.network import Network
 
 ELEMENTWISE = sorted(n for n, a in ACTIVATIONS.items() if a.elementwise)
@@ -302,3 +312,14 @@ def test_mixed_networks_are_valid_and_varied() -> None:
     dense_counts = [sum(s.kind == "dense" for s in net.stages) for net in nets]
     assert min(dense_counts) == 1 and max(dense_counts) == 6
     assert {net.loss_choice.name for net in nets} == set(LOSSES)
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_the_json_document_lists_every_stage_with_its_kind(name: str) -> None:
+    from chainrule.render.json_document import json_document
+
+    net = KIND_NETWORKS[name]
+    doc = json.loads(json_document(chainrule.derive(net), None))
+    layers = doc["network"]["layers"]
+    assert [layer.get("kind", "dense") for layer in layers] == [s.kind for s in net.stages]
+    assert [layer["units"] for layer in layers] == [s.units for s in net.stages]

@@ -14,8 +14,9 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import random_targets
 from test_kinds import KIND_NETWORKS, describe_stages, mixed_network
-from test_kinds_torch import TorchNetwork, _tensor, start, targets
+from test_kinds_torch import TorchNetwork, _tensor, start
 
 import chainrule
 import chainrule.proof
@@ -204,7 +205,7 @@ def test_a_planted_wrong_rule_differs_from_pytorch(name: str) -> None:
     model, params, state = start(net, 5)
     wrong_model = chainrule.compile(net, rules=broken)
     rng = np.random.default_rng(5)
-    X, Y = rng.normal(size=(4, net.inputs)), targets(net, 4, rng)
+    X, Y = rng.normal(size=(4, net.inputs)), random_targets(net, 4, rng)
     masks = {"M2": np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 1.0]]) / 0.75}  # p = 0.25
     masks = masks if net.leaf_shapes(4) else None
     tnet = TorchNetwork(net, params, state)

@@ -88,6 +88,14 @@ BAD = {
     "unknown key in batch_norm": (
         '{ kind = "batch_norm", epsilon = 1e-5 }', "", "network.layers[1].epsilon", ["unknown key", "eps, kind, momentum"], None,
     ),
+    "activation layer with softmax": (
+        '{ kind = "activation", activation = "softmax" }', "", "network.layers[1].activation", ["normalizes a whole layer", "last dense layer"],
+        lambda: api(chainrule.Activation("softmax")),
+    ),
+    "activation layer with an unknown activation": (
+        '{ kind = "activation", activation = "rleu" }', "", "network.layers[1].activation", ["unknown activation 'rleu'"],
+        lambda: api(chainrule.Activation("rleu")),
+    ),
     "unknown key in dropout": ('{ kind = "dropout", rate = 0.5 }', "", "network.layers[1].rate", ["unknown key", "kind, p"], None),
     "dense keys on batch norm": ('{ kind = "batch_norm", units = 2 }', "", "network.layers[1].units", ["unknown key"], None),
     "batch norm over one example": (

@@ -15,12 +15,23 @@ from pathlib import Path
 import pytest
 import sympy as sp
 
-from chainrule import default_network, derive, load, worked_example
+from chainrule import (
+    Activation,
+    Dense,
+    Dropout,
+    Network,
+    Residual,
+    default_network,
+    derive,
+    load,
+    worked_example,
+)
 from chainrule.expr import parse
 from chainrule.layers import layer_rules
 from chainrule.proof import prove
 from chainrule.render import render, render_documents
 from chainrule.render.environment import escape_latex, escape_markdown
+from chainrule.render.printing import text_name
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SPECS = {
@@ -210,11 +221,12 @@ def test_compact_backward_equals_the_scalar_walk(kind) -> None:
 
 
 def test_batch_norm_document_shows_the_steps() -> None:
+    import json
+
+    from chainrule.derive import derive
     from chainrule.network import load
     from chainrule.numeric import worked_example
-    from chainrule.derive import derive
     from chainrule.render import render
-    import json
 
     net = load(Path(__file__).parent.parent / "examples" / "batchnorm-2-examples.toml")
     d = derive(net)
@@ -228,3 +240,117 @@ def test_batch_norm_document_shows_the_steps() -> None:
     assert set(doc["adjoints"]) == {str(s) for s in d.adjoints}
     assert {str(n.symbol) for n in d.graph.nodes} == set(doc["nodes"])
     assert render(d, "json", ex) == render(d, "json", ex)
+
+
+# The generic steps read as the textbooks write them -----------------------------------
+
+def test_generic_steps_keep_the_textbook_order_and_the_index_inside_the_fraction() -> None:
+    from chainrule.render.printing import latex
+
+    d = derive(load(EXAMPLES / "batchnorm-2-examples.toml"))
+    steps = {eq.label: latex(eq.lhs, d.notation) + " = " + latex(eq.rhs, d.notation) for eq in d.equations if eq.of}
+    h_m = r"\frac{\partial L}{\partial \hat{x}^{(2)}_{m}}"
+    root = r"\sqrt{{\sigma^{2}}^{(2)} + \epsilon^{(2)}}"
+    assert steps["normalize-walk"] == (
+        r"\frac{\partial L}{\partial a^{(1)}_{n}} = \frac{\partial L}{\partial \hat{x}^{(2)}_{n}} \frac{1}{" + root + "} + "
+        r"\frac{\partial L}{\partial {\sigma^{2}}^{(2)}} \frac{2 \left(a^{(1)}_{n} - \mu^{(2)}\right)}{B} + \frac{\partial L}{\partial \mu^{(2)}} \frac{1}{B}"
+    )
+    assert steps["normalize-variance"].endswith(
+        r"= - \frac{\sum_{m=1}^{B} " + h_m + r" \left(a^{(1)}_{m} - \mu^{(2)}\right)}{2 \left({\sigma^{2}}^{(2)} + \epsilon^{(2)}\right)^{\frac{3}{2}}}"
+    )
+    assert steps["normalize-compact"].endswith(
+        r"= \frac{1}{B " + root + r"} \left(B \frac{\partial L}{\partial \hat{x}^{(2)}_{n}} - \sum_{m=1}^{B} " + h_m
+        + r" - \hat{x}^{(2)}_{n} \sum_{m=1}^{B} " + h_m + r" \hat{x}^{(2)}_{m}\right)"
+    )
+    for text in steps.values():
+        assert r"\right)_{m}" not in text and "- \\mu^{(2)} + a" not in text and r"\epsilon^{(2)} + {\sigma" not in text
+    page = render(d, "html", worked_example(d))
+    # ∂L/∂x̂⁽²⁾ₘ in MathML: the m sits in the denominator's msubsup, not on a fraction in parentheses.
+    assert "<mo>∂</mo><msubsup><mi>x̂</mi><mi>m</mi>" in page
+
+
+def test_long_entries_go_on_over_lines_and_each_note_stands_above_its_step() -> None:
+    d = derive(load(EXAMPLES / "batchnorm-2-examples.toml"))
+    ex = worked_example(d)
+    page = render(d, "html", ex)
+    block = page[page.index('id="steps-2"'):page.index("</article>", page.index('id="steps-2"'))]
+    assert block.count('class="step-note"') == 5
+    assert block.count('class="continued"') >= 4  # the substituted entries, a line of two terms after the first
+    assert 'class="stepwise"' not in block and 'block stepwise' in page
+    tex = render(d, "tex", ex)
+    assert tex.count(r"&\quad \fitstep{") == block.count('class="continued"')
+    md = render(d, "md", ex)
+    assert md.count(r"$$\quad ") == block.count('class="continued"')
+
+
+def test_a_run_of_superscripts_is_one_superscript_in_latex() -> None:
+    assert escape_latex("a⁽³⁾ = a⁽¹⁾ + F") == r"a\ensuremath{^{(3)}} = a\ensuremath{^{(1)}} + F"
+    assert escape_latex("σ² and x₁₂") == r"\ensuremath{\sigma}\ensuremath{^{2}} and x\ensuremath{_{12}}"
+
+
+# The network picture shows every kind --------------------------------------------------
+
+KIND_NETWORKS = {
+    "batch_norm": lambda: load(EXAMPLES / "batchnorm-2-examples.toml"),
+    "residual": lambda: Network(2, (Dense(2, "tanh"), Residual((Dense(2, "relu"),)), Dense(1, "identity")), "half_sse"),
+    "dropout": lambda: Network(2, (Dense(3, "relu"), Dropout(0.5), Dense(1, "identity")), "mse"),
+    "activation": lambda: Network(2, (Dense(2, "identity"), Activation("tanh"), Dense(1, "identity")), "mse"),
+}
+
+
+def _picture(name: str):
+    """The derivation, its worked example, and the network picture's SVG and LaTeX picture, as text."""
+    d = derive(KIND_NETWORKS[name]())
+    ex = worked_example(d)
+    page = render(d, "html", ex)
+    start = page.index('<figure class="network">')
+    svg = page[start:page.index("</figure>", start)]  # the picture and its legend
+    tex = render(d, "tex", ex)
+    picture = tex[tex.index(r"\begin{picture}"):tex.index(r"\end{picture}")]
+    return d, ex, svg, picture
+
+
+def test_the_picture_boxes_a_batch_norm() -> None:
+    d, _, svg, picture = _picture("batch_norm")
+    assert svg.count('<g class="box">') == 1 and ">BN</text>" in svg
+    assert "batch normalization: μ and σ² over the batch, per unit, then γ x̂ + β" in svg
+    assert picture.count(r"\framebox") == 1 and r"\bfseries BN" in picture
+    # Its two outputs (first example) are drawn inside the box.
+    box = re.search(r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" rx="8">', svg)
+    x, y, w, h = map(float, box.groups())
+    names = [text_name(a, d.notation) for a in d.graph.layers[1].output_grid[0]]
+    centres = [tuple(map(float, re.search(f'<title>{n}</title>\n<circle cx="([\\d.]+)" cy="([\\d.]+)"', svg).groups())) for n in names]
+    assert len(centres) == 2 and all(x < cx < x + w and y < cy < y + h for cx, cy in centres)
+
+
+def test_the_picture_crosses_out_the_units_the_mask_drops() -> None:
+    d, ex, svg, picture = _picture("dropout")
+    mask = [ex.values[m] for m in d.graph.layers[1].leaves["M2"][0]]
+    dropped = [j + 1 for j, m in enumerate(mask) if m == 0]
+    assert 0 < len(dropped) < len(mask), mask  # the seed drops some units, not all
+    assert svg.count('<path class="cross"') == len(dropped)
+    for j in dropped:
+        assert f"{text_name(d.graph.layers[1].output_grid[0][j - 1], d.notation)}, dropped in the first example (mask 0)" in svg
+    assert svg.count("dropped in the first example") == len(dropped)
+    assert picture.count(r"\llap{\textbf{\large$\times$}\,}") == len(dropped)
+    assert "A crossed-out unit is dropped in the worked example" in svg
+
+
+def test_the_picture_draws_a_residual_sum_and_its_skip_arcs() -> None:
+    d, ex, svg, picture = _picture("residual")
+    assert svg.count('<g class="unit sum') == 2  # one ⊕ per unit of the sum
+    assert svg.count('<path class="skip') == 2  # one arc per unit, from the skip's unit to its sum
+    assert svg.count("the skip connection: the identity path") == 2
+    # In LaTeX the arcs are curves beside the straight edges, which are drawn as curves too.
+    assert picture.count(r"$\oplus$") == 2 and picture.count(r"\qbezier") == 2 + svg.count('<line class="edge')
+    assert "residual sum" in svg
+    # The legend's a⁽³⁾ = a⁽¹⁾ + F is set with real superscripts in the PDF.
+    tex = render(d, "tex", ex)
+    assert r"a\ensuremath{^{(3)}} = a\ensuremath{^{(1)}} + F" in tex
+
+
+def test_the_picture_boxes_an_activation() -> None:
+    _, _, svg, picture = _picture("activation")
+    assert svg.count('<g class="box">') == 1 and ">f</text>" in svg
+    assert "the activation tanh, unit by unit" in svg
+    assert picture.count(r"\framebox") == 1

@@ -13,6 +13,7 @@ from conftest import (
     assert_close,
     describe,
     random_network,
+    random_targets,
 )
 
 from chainrule.catalog import ACTIVATIONS, LOSSES, REGULARIZERS
@@ -21,17 +22,6 @@ from chainrule.network import Dense, Network
 from chainrule.train import batches
 
 ELEMENTWISE = sorted(n for n, a in ACTIVATIONS.items() if a.elementwise)
-
-
-def _targets(net: Network, rows: int, rng: np.random.Generator) -> np.ndarray:
-    kind, k = net.loss_choice.entry.targets, net.outputs
-    if kind == "distribution":
-        return np.eye(k)[rng.integers(k, size=rows)]
-    if kind == "unit":
-        return (rng.random((rows, k)) > 0.5).astype(float)
-    if kind == "sign":
-        return np.where(rng.random((rows, k)) > 0.5, 1.0, -1.0)
-    return rng.normal(size=(rows, k))
 
 
 def torch_batch(net: Network, params: dict, X: np.ndarray, Y: np.ndarray) -> tuple[float, dict]:
@@ -95,7 +85,7 @@ def test_gradients_equal_pytorch(net: Network, batch: int) -> None:
     params = model.init_params(seed=batch, scheme="glorot_normal")
     params = {k: (v + rng.normal(0, 0.1, np.shape(v)) if k.startswith("b") else v) for k, v in params.items()}
     X = rng.normal(size=(batch, net.inputs))
-    Y = _targets(net, batch, rng)
+    Y = random_targets(net, batch, rng)
     before = {k: v.copy() for k, v in params.items()}, X.copy(), Y.copy()
     loss, grads = model.loss_and_grad(params, X, Y)
     # The generated code works in place on its own arrays only.
@@ -118,7 +108,7 @@ def test_every_batch_of_an_epoch_equals_pytorch_including_the_last_partial_one(l
     model = compile(net)
     rng = np.random.default_rng(7)
     params = model.init_params(seed=3)
-    X, Y = rng.normal(size=(100, net.inputs)), _targets(net, 100, rng)
+    X, Y = rng.normal(size=(100, net.inputs)), random_targets(net, 100, rng)
     parts = batches(100, 32, rng)
     assert [len(p) for p in parts] == [32, 32, 32, 4]
     for rows in parts:

@@ -14,7 +14,17 @@ from pathlib import Path
 import pytest
 from conftest import required_program
 
-from chainrule import Dense, Network, default_network, derive, load, worked_example
+from chainrule import (
+    Activation,
+    Dense,
+    Dropout,
+    Network,
+    Residual,
+    default_network,
+    derive,
+    load,
+    worked_example,
+)
 from chainrule.explain import explain
 from chainrule.render import render
 from chainrule.render.explanation import render_explanation
@@ -42,6 +52,11 @@ NETWORKS = {
         {"name": "huber", "delta": 0.5},
         regularizer="l1",
     ),
+    # The layer kinds: the batch-norm handout, and tiny networks with a residual block, dropout, an activation stage.
+    "batchnorm-2-examples": lambda: load(EXAMPLES / "batchnorm-2-examples.toml"),
+    "residual": lambda: Network(2, (Dense(2, "tanh"), Residual((Dense(2, "relu"),)), Dense(1, "identity")), "half_sse"),
+    "dropout": lambda: Network(2, (Dense(3, "relu"), Dropout(0.5), Dense(1, "identity")), "mse"),
+    "activation": lambda: Network(2, (Dense(2, "identity"), Activation("tanh"), Dense(1, "identity")), "mse"),
 }
 
 #: ``chainrule explain`` documents: a formula, the variables and the point.
@@ -165,3 +180,17 @@ def test_title_reads_as_written_in_the_pdf(tmp_path: Path) -> None:
     ).stdout
     first = unicodedata.normalize("NFC", " ".join(text.split("\n\n")[0].split()))
     assert first == title, first
+
+
+def test_the_batch_norm_steps_are_set_at_a_readable_size(tmp_path: Path) -> None:
+    """Each step's note is a line of its own and a long entry goes on over lines: no step is shrunk to fit.
+
+    ``\\fitstep`` scales a step wider than the line down, and says so in the log.
+    """
+    tex = _document(load(EXAMPLES / "batchnorm-2-examples.toml"))
+    start = tex.index("step by step}")
+    block = tex[start:tex.index("\\subsubsection", start)]
+    assert "\\tag*" not in block and block.count("\\noindent{\\small\\itshape") == 5
+    compiled = compile_tex(tmp_path, tex)
+    assert compiled.result.returncode == 0, compiled.errors()
+    assert "a step shrunk to fit the line" not in compiled.log

@@ -12,7 +12,15 @@ import torch
 from chainrule.cli import main
 from chainrule.datasets import load_dataset
 from chainrule.model import compile
-from chainrule.network import BatchNorm, Dense, Dropout, Network, Residual, SpecError, load
+from chainrule.network import (
+    BatchNorm,
+    Dense,
+    Dropout,
+    Network,
+    Residual,
+    SpecError,
+    load,
+)
 from chainrule.optim import OPTIMIZERS, SCHEDULES
 from chainrule.train import DEFAULTS, batches, fit, settings
 

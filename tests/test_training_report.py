@@ -24,7 +24,12 @@ from chainrule.graph import Notation
 from chainrule.optim import NOTATION, OPTIMIZERS, SCHEDULES, worked_step
 from chainrule.render.environment import format_number
 from chainrule.render.printing import mathml
-from chainrule.render.training import TABLE_ROWS, _printer_notation, render_training, training_documents
+from chainrule.render.training import (
+    TABLE_ROWS,
+    _printer_notation,
+    render_training,
+    training_documents,
+)
 from chainrule.train import Epoch, Settings, TrainingResult
 
 EVIL = "<script>alert('x')</script> & co"

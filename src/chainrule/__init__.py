@@ -14,7 +14,20 @@ from importlib import import_module
 from .catalog import ACTIVATIONS, LOSSES, REGULARIZERS
 from .derive import Derivation, derive
 from .kinds import KINDS
-from .network import Activation, BatchNorm, Dense, Dropout, Example, LayerNorm, Network, Residual, SpecError, default_network, load, loads
+from .network import (
+    Activation,
+    BatchNorm,
+    Dense,
+    Dropout,
+    Example,
+    LayerNorm,
+    Network,
+    Residual,
+    SpecError,
+    default_network,
+    load,
+    loads,
+)
 from .numeric import WorkedExample, draw_point, worked_example
 
 #: Training names load their modules on first use, so that deriving never imports them.
@@ -38,25 +51,25 @@ def __getattr__(name: str):
 
 __all__ = [
     "ACTIVATIONS",
-    "Activation",
     "DATASETS",
     "INIT_SCHEMES",
     "KINDS",
     "LOSSES",
     "OPTIMIZERS",
     "REGULARIZERS",
-    "Residual",
     "SCHEDULES",
+    "Activation",
     "BatchNorm",
     "DataError",
     "Dataset",
     "Dense",
-    "Dropout",
     "Derivation",
+    "Dropout",
     "Example",
     "LayerNorm",
     "Model",
     "Network",
+    "Residual",
     "Settings",
     "SpecError",
     "TrainingResult",

@@ -196,8 +196,17 @@ def derive(network: Network, batch: int | None = None) -> Derivation:
     closed: dict[sp.Symbol, sp.Expr] = {graph.loss: sp.Integer(1)}
     adjoints: dict[sp.Symbol, Adjoint] = {graph.loss: Adjoint(graph.loss, None, (), (), sp.Integer(1), sp.Integer(1))}
     leaves = graph.parameters + graph.inputs
+    # Each sum's terms by the symbols they hold, built once per node: z = Σₖ wₖaₖ + b is
+    # differentiated by each of its parents, and scanning every term for each was quadratic.
+    indexes: dict[sp.Symbol, Mapping[sp.Symbol, list[sp.Expr]]] = {}
+
+    def local(child: Node, parent: sp.Symbol) -> LocalDerivative:
+        if isinstance(child.expr, sp.Add) and child.symbol not in indexes:
+            indexes[child.symbol] = _terms_by_symbol(child.expr)
+        return local_derivative(child, parent, indexes.get(child.symbol))
+
     for symbol in [n.symbol for n in reversed(graph.nodes[:-1])] + list(leaves):
-        terms = tuple(ChainTerm(c.symbol, upstream[c.symbol], local_derivative(c, symbol)) for c in children[symbol])
+        terms = tuple(ChainTerm(c.symbol, upstream[c.symbol], local(c, symbol)) for c in children[symbol])
         substituted = sp.Add(*[t.upstream * t.local.shown for t in terms])
         closed[symbol] = sp.Add(*[closed[t.child] * t.local.shown for t in terms])
         simplified, assumption = simplify_at(symbol, substituted)
@@ -250,23 +259,36 @@ def _output_simplifier(network: Network, graph: Graph):
     return simplify_at
 
 
-def local_derivative(child: Node, parent: sp.Symbol) -> LocalDerivative:
-    """∂child/∂parent from the child's own definition, with its textbook form if known."""
-    derivative = _diff(child.expr, parent)
+def local_derivative(child: Node, parent: sp.Symbol, index: Mapping[sp.Symbol, list[sp.Expr]] | None = None) -> LocalDerivative:
+    """∂child/∂parent from the child's own definition, with its textbook form if known.
+
+    ``index`` gives the terms of a sum that hold each symbol (``_terms_by_symbol``), when known.
+    """
+    derivative = _diff(child.expr, parent, index)
     shown = dict(child.forms).get(parent, derivative)
     written = None if child.display == child.expr else sp.Derivative(child.display, parent, evaluate=False)
     return LocalDerivative(child.symbol, parent, child.expr, derivative, shown, written)
 
 
-def _diff(expr: sp.Expr, symbol: sp.Symbol) -> sp.Expr:
+def _diff(expr: sp.Expr, symbol: sp.Symbol, index: Mapping[sp.Symbol, list[sp.Expr]] | None = None) -> sp.Expr:
     """``sp.diff``, skipping the terms of a sum that do not hold ``symbol``.
 
     z = Σₖ wₖaₖ + b has a term per input; differentiating every term for every parent
     made deriving a 64-32-10 network take seconds.
     """
     if isinstance(expr, sp.Add):
-        return sp.Add(*[_diff_term(term, symbol) for term in expr.args if term == symbol or symbol in term.free_symbols])
+        holding = index.get(symbol, []) if index is not None else [t for t in expr.args if symbol in t.free_symbols]
+        return sp.Add(*[_diff_term(term, symbol) for term in holding])
     return sp.diff(expr, symbol)
+
+
+def _terms_by_symbol(expr: sp.Add) -> dict[sp.Symbol, list[sp.Expr]]:
+    """The terms of a sum that hold each of its symbols, in the sum's order."""
+    index: dict[sp.Symbol, list[sp.Expr]] = {}
+    for term in expr.args:
+        for symbol in term.free_symbols:
+            index.setdefault(symbol, []).append(term)
+    return index
 
 
 def _diff_term(term: sp.Expr, symbol: sp.Symbol) -> sp.Expr:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from .reference import network_masks, reference_gradient
+from .symbols import superscript
 
 FACTORS = {
     2.0: "an extra factor 2",
@@ -97,7 +98,8 @@ def network_variants(network):
             else:  # D = f′; D *= G  ->  D = G
                 code = f"D{layer} = G{layer}"
             broken = replace(rules, backward=tuple(replace(r, code=code) if r is rule else r for r in rules.backward))
-            words = f"the activation derivative f′(z⁽{layer}⁾) is missing from δ⁽{layer}⁾ (δ = ∂L/∂a ⊙ f′(z))"
+            up = superscript(int(layer))
+            words = f"the activation derivative f′(z⁽{up}⁾) is missing from δ⁽{up}⁾ (δ = ∂L/∂a ⊙ f′(z))"
             variants.append((words, compile(network, broken).loss_and_grad))
     return variants
 

@@ -33,7 +33,7 @@ from .catalog import P, W, Y
 from .kinds import KINDS, Kernel, Stage, VectorRule
 from .kinds.dense import output_delta
 from .network import Choice, Network
-from .symbols import Notation
+from .symbols import Notation, superscript
 
 #: The batch size, in equations.
 N = sp.Symbol("N", positive=True, integer=True)
@@ -90,7 +90,7 @@ class RuleBuilder:
         self.from_logits = entry.from_logits is not None and last.choice is not None and not last.choice.entry.elementwise
         self.term = entry.term.xreplace(self.bound(network.loss_choice, "loss"))
         self.dloss = sp.diff(self.term, P)
-        written = Notation(f"A^{{({self.last})}}, Y", f"A⁽{_sup(self.last)}⁾, Y")
+        written = Notation(f"A^{{({self.last})}}, Y", f"A⁽{superscript(self.last)}⁾, Y")
         self.dell = self.matrix("dell", N, k, Notation("\\ell'", "ℓ′", None, arg=written))
         self._loss_gradient = False
 
@@ -204,7 +204,7 @@ def _loss_rules(network: Network, r: RuleBuilder) -> tuple[VectorRule, ...]:
     last = r.last
     k = network.outputs
     L = sp.Symbol("L")
-    ell = r.matrix("ell", N, k, Notation("\\ell", "ℓ", None, arg=Notation(f"A^{{({last})}}, Y", f"A⁽{_sup(last)}⁾, Y")))
+    ell = r.matrix("ell", N, k, Notation("\\ell", "ℓ", None, arg=Notation(f"A^{{({last})}}, Y", f"A⁽{superscript(last)}⁾, Y")))
     rules: list[VectorRule] = []
     if r.from_logits:
         rules.append(VectorRule("loss", None, L, r.factor * r.ones.T * ell * r.column_k,
@@ -237,8 +237,4 @@ def _loss_rules(network: Network, r: RuleBuilder) -> tuple[VectorRule, ...]:
     return tuple(rules)
 
 
-def _sup(number: int) -> str:
-    return str(number).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
-
-
-__all__ = ["N", "Kernel", "LayerRules", "RuleBuilder", "VectorRule", "layer_rules", "output_delta"]
+__all__ = ["Kernel", "LayerRules", "N", "RuleBuilder", "VectorRule", "layer_rules", "output_delta"]

@@ -24,7 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import Loss
-from .kinds import KINDS, MAX_STAGES, Activation, BatchNorm, Dense, Dropout, LayerNorm, Residual, Stage, flatten, parse_layers
+from .kinds import (
+    KINDS,
+    MAX_STAGES,
+    Activation,
+    BatchNorm,
+    Dense,
+    Dropout,
+    LayerNorm,
+    Residual,
+    Stage,
+    flatten,
+    parse_layers,
+)
 from .spec import (
     MAX_UNITS,
     MAX_VALUE,
@@ -318,7 +330,26 @@ def _targets(y: Sequence[float], loss: Loss) -> None:
 
 
 __all__ = [
-    "DEFAULT_LEARNING_RATE", "MAX_INPUTS", "MAX_LAYERS", "Activation", "MAX_TITLE", "MAX_UNITS", "MAX_VALUE", "BatchNorm", "Choice", "Dense",
-    "Dropout", "Example", "LayerNorm", "Network", "Residual", "SpecError", "Stage", "default_network", "from_dict",
-    "load", "loads", "validate",
+    "DEFAULT_LEARNING_RATE",
+    "MAX_INPUTS",
+    "MAX_LAYERS",
+    "MAX_TITLE",
+    "MAX_UNITS",
+    "MAX_VALUE",
+    "Activation",
+    "BatchNorm",
+    "Choice",
+    "Dense",
+    "Dropout",
+    "Example",
+    "LayerNorm",
+    "Network",
+    "Residual",
+    "SpecError",
+    "Stage",
+    "default_network",
+    "from_dict",
+    "load",
+    "loads",
+    "validate",
 ]  # fmt: skip

@@ -183,7 +183,19 @@ def lambdify_checked(args: tuple[sp.Symbol, ...], exprs: list[sp.Expr], steps=()
         replacements, reduced = sp.cse(exprs)
         return list(steps) + replacements, reduced
 
-    return sp.lambdify(args, exprs, modules=[NUMPY, np], cse=cse)
+    return sp.lambdify(args, exprs, modules=[NUMPY, np], cse=cse, printer=_printer(), docstring_limit=0)
+
+
+def _printer():
+    """lambdify's own NumPy printer, with terms in the order SymPy keeps them.
+
+    Sorting every sum's terms for printing took most of the code generation of a network
+    with thousands of parameters; the order of the terms changes nothing a test can see.
+    """
+    from sympy.printing.numpy import NumPyPrinter
+
+    settings = {"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True, "order": "none"}
+    return NumPyPrinter({**settings, "user_functions": {name: name for name in NUMPY}})
 
 
 def _declared(expr: sp.Expr, allowed: set) -> None:
@@ -251,7 +263,8 @@ def _check(
     """Fourth-order central differences of the loss for every parameter, all in one call."""
     order = list(leaves)
     base = np.array([leaves[s] for s in order])
-    params = [order.index(p) for p in graph.parameters]
+    position = {s: i for i, s in enumerate(order)}  # list.index would compare SymPy symbols one by one
+    params = [position[p] for p in graph.parameters]
     stencil = np.array([-2.0, -1.0, 1.0, 2.0])
     weights = np.array([1.0, -8.0, 8.0, -1.0]) / 12.0
     steps = np.array([[h * max(1.0, abs(base[i])) for i in params] for h in STEPS])

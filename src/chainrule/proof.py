@@ -26,9 +26,9 @@ import sympy as sp
 from .derive import derive
 from .functions import logsumexp
 from .graph import leaf_arrays, parameter_names
+from .kinds import narrow_layers
 from .layers import LayerRules, layer_rules
 from .model import source
-from .kinds import narrow_layers
 from .network import Network
 
 #: Entries whose difference is longer than this (in operations) skip ``expand``.

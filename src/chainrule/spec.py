@@ -21,7 +21,16 @@ import sympy as sp
 from sympy.printing.pretty.pretty_symbology import greek_unicode
 
 from . import expr
-from .catalog import ACTIVATIONS, LOSSES, REGULARIZERS, Activation, Loss, Parameter, Regularizer, Z
+from .catalog import (
+    ACTIVATIONS,
+    LOSSES,
+    REGULARIZERS,
+    Activation,
+    Loss,
+    Parameter,
+    Regularizer,
+    Z,
+)
 
 #: Example values beyond this are no worked example anyone follows by hand, and they
 #: overflow float64 in a forward pass long before they mean anything.

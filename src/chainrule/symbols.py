@@ -5,6 +5,8 @@ objects and plain text only.
 
 >>> Notation("w", "w", 2, (1, 3)).layer
 2
+>>> superscript(12)
+'¹²'
 """
 
 from __future__ import annotations
@@ -52,3 +54,8 @@ class Node:
     #: The same value computed without overflow, for NumPy (log-sum-exp for softmax
     #: cross-entropy); ``None`` when ``expr`` itself is safe to evaluate.
     numeric: sp.Expr | None = None
+
+
+def superscript(number: int) -> str:
+    """A layer number as Unicode superscript digits, for plain text: the 3 of a⁽³⁾."""
+    return str(number).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))

@@ -100,6 +100,24 @@ KINDS: Mapping[str, Kind] = {
 }
 
 __all__ = [
-    "KINDS", "Activation", "BatchNorm", "Dense", "Dropout", "Grid", "Picture", "Kernel", "Kind", "Layer", "LayerEquation", "LayerNorm",
-    "Residual", "Stage", "VectorRule", "choose_kind", "flatten", "kind_of", "narrow_layers", "parse_layers",
+    "KINDS",
+    "Activation",
+    "BatchNorm",
+    "Dense",
+    "Dropout",
+    "Grid",
+    "Kernel",
+    "Kind",
+    "Layer",
+    "LayerEquation",
+    "LayerNorm",
+    "Picture",
+    "Residual",
+    "Stage",
+    "VectorRule",
+    "choose_kind",
+    "flatten",
+    "kind_of",
+    "narrow_layers",
+    "parse_layers",
 ]  # fmt: skip

@@ -96,6 +96,12 @@ class ActivationKind(Kind):
         alpha = [bound[p.symbol] for p in entry.parameters if p.learnable]
         extra = self._extra(stage)
         f_name = r.kernel(f"k_f{l}", (Z, *alpha), entry.formula.xreplace(bound), f"f of layer {l}")
+        # f′ (and ∂f/∂α) beside f, so that documents list each layer's kernels together.
+        r.kernel(f"k_df{l}", (Z, A, *alpha), entry.derivative.xreplace(bound), f"f′ of layer {l}")
+        if alpha:
+            parameter = entry.parameters[0]
+            r.kernel(f"k_dfa{l}", (Z, A, *alpha), sp.diff(entry.formula, parameter.symbol).xreplace(bound),
+                     f"∂f/∂{parameter.text} of layer {l}")
         A_ = r.matrix(f"A{l}", r.N, stage.units, Notation("A", "A", l))
         fa = r.matrix(f"f{l}", r.N, stage.units, Notation("f", "f", l, arg=Notation("A", "A", stage.source)))
         r.forward("activation", l, A_, fa, f"A{l} = {f_name}({r.name(stage.source)}{extra})")
@@ -107,11 +113,9 @@ class ActivationKind(Kind):
         extra = self._extra(stage)
         s = r.name(stage.source)
         G = r.gradient(l)
-        df = r.kernel(f"k_df{l}", (Z, A, *alpha), entry.derivative.xreplace(bound), f"f′ of layer {l}")
+        df = f"k_df{l}"  # made beside f in ``forward``
         if alpha:
             parameter = entry.parameters[0]
-            r.kernel(f"k_dfa{l}", (Z, A, *alpha), sp.diff(entry.formula, parameter.symbol).xreplace(bound),
-                     f"∂f/∂{parameter.text} of layer {l}")
             ga = sp.Symbol(f"g{parameter.name}{l}")
             r.notation[ga] = Notation(parameter.latex, parameter.text, l, of="L")
             dfa = r.matrix(f"dfa{l}", r.N, stage.units, Notation("\\partial f", "∂f", l, arg=Notation("A", "A", stage.source)))

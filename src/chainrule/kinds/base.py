@@ -23,7 +23,7 @@ name a kind.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sympy as sp
@@ -84,6 +84,8 @@ class Layer:
     #: Learned parameters of the activation, by the name their array has ("alpha1" of prelu).
     learned: tuple[tuple[str, sp.Symbol], ...] = ()
     skip: int | None = None
+    #: The parameter arrays named in words, for documents: "weights of layer 1" (else the array's name).
+    array_words: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def inputs(self) -> tuple[sp.Symbol, ...]:
@@ -215,6 +217,13 @@ class Kind:
 
     def title(self, stage: Stage) -> str:
         raise NotImplementedError
+
+    def describe(self, stage: Stage) -> dict[str, Any]:
+        """The stage as the JSON document lists it: its kind, width and options (not its inner layers)."""
+        options = {k: v for k, v in vars(stage.spec).items() if k != "layers"}
+        if stage.choice is not None:
+            options = {"activation": stage.choice.name, "parameters": dict(stage.choice.values)}
+        return {"kind": self.name, "units": stage.units, **options}
 
     def picture(self, stage: Stage) -> Picture:
         """How the network picture shows the stage."""

@@ -11,11 +11,10 @@ and ΔW passed to the layer below.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import math
 
 import sympy as sp
 
@@ -113,6 +112,10 @@ class DenseKind(Kind):
                 shapes[f"{parameter.name}{stage.number}"] = ()
         return shapes
 
+    def describe(self, stage):
+        # The form documents had before there were other kinds: no "kind" key.
+        return {"units": stage.units, "activation": stage.choice.name, "parameters": dict(stage.choice.values), "bias": stage.spec.bias}
+
     def penalized(self, stage):
         return [f"W{stage.number}"]
 
@@ -185,6 +188,7 @@ class DenseKind(Kind):
             leaves={}, nodes=tuple(s for row in z_grid for s in row) + tuple(s for row in a_grid for s in row),
             activation=choice.label, weights=tuple(weights), biases=tuple(biases) if stage.spec.bias else None,
             z=tuple(s for row in z_grid for s in row), deltas=tuple(deltas), learned=learned,
+            array_words={f"W{l}": f"weights of layer {l}", f"b{l}": f"biases of layer {l}"},
         )  # fmt: skip
 
     # Batch-level rules -----------------------------------------------------------------
@@ -207,6 +211,11 @@ class DenseKind(Kind):
         extra = "".join(f", {p.name}{l}" for p in entry.parameters if p.learnable)
         if entry.elementwise:
             f_name = r.kernel(f"k_f{l}", (Z, *alpha), entry.formula.xreplace(bound), f"f of layer {l}")
+            # f′ (and ∂f/∂α) beside f, so that documents list each layer's kernels together.
+            r.kernel(f"k_df{l}", (Z, A, *alpha), entry.derivative.xreplace(bound), f"f′ of layer {l}")
+            if alpha:
+                r.kernel(f"k_dfa{l}", (Z, A, *alpha), sp.diff(entry.formula, entry.parameters[0].symbol).xreplace(bound),
+                         f"∂f/∂{entry.parameters[0].text} of layer {l}")
             fa = r.matrix(f"f{l}", r.N, stage.units, Notation("f", "f", l, arg=Notation("Z", "Z", l)))
             r.forward("activation", l, A_, fa, f"A{l} = {f_name}(Z{l}{extra})")
         else:  # softmax: each row normalized, through its log-sum-exp so that nothing overflows
@@ -220,12 +229,7 @@ class DenseKind(Kind):
         extra = "".join(f", {p.name}{l}" for p in entry.parameters if p.learnable)
         D = r.matrix(f"D{l}", r.N, stage.units, Notation("\\Delta", "Δ", l))
         fp = r.matrix(f"fprime{l}", r.N, stage.units, Notation("f'", "f′", l, arg=Notation("Z", "Z", l)))
-        df = None
-        if entry.elementwise:
-            df = r.kernel(f"k_df{l}", (Z, A, *alpha), entry.derivative.xreplace(bound), f"f′ of layer {l}")
-            if alpha:
-                r.kernel(f"k_dfa{l}", (Z, A, *alpha), sp.diff(entry.formula, entry.parameters[0].symbol).xreplace(bound),
-                         f"∂f/∂{entry.parameters[0].text} of layer {l}")
+        df = f"k_df{l}" if entry.elementwise else None  # made beside f in ``forward``
         if r.is_last(stage):
             if alpha:  # α of the output layer needs ∂L/∂A there, which the output Δ otherwise skips
                 r.gradient(l)

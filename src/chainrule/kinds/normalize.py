@@ -139,6 +139,7 @@ class Normalization(Kind):
             # Batch norm's compact backward never forms ∂L/∂x̂ as an array (see ``backward``); layer norm's does.
             backward={f"H{l}": xhat_grid} if self.over == "units" else {}, leaves={},
             nodes=tuple(nodes) + tuple(s for n in range(batch) for s in (*xhat_grid[n], *out_grid[n])),
+            array_words={f"gamma{l}": f"scales γ of layer {l}", f"beta{l}": f"shifts β of layer {l}"},
         )  # fmt: skip
 
     # Batch-level rules -----------------------------------------------------------------

@@ -63,10 +63,6 @@ def _groups(layer, graph) -> dict[sp.Symbol, _Group]:
     return groups
 
 
-def _grid_shape(grid) -> tuple[int, int]:
-    return len(grid), len(grid[0])
-
-
 def compact_backward(kind, stage, layer, d) -> tuple:
     """The compact backward of a normalization stage as layer-level equations, step by step.
 
@@ -78,7 +74,6 @@ def compact_backward(kind, stage, layer, d) -> tuple:
     if not groups:
         return ()
     inputs = layer.input_grid
-    rows, cols = _grid_shape(inputs)
     inside = set(layer.nodes)
     names = graph.adjoint_names
     first = groups[inputs[0][0]]

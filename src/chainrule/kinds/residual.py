@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..spec import SpecError, describe, known
-from ..symbols import Node, Notation
+from ..symbols import Node, Notation, superscript
 from .base import Kind, Layer, Picture, Stage
 
 
@@ -57,7 +57,7 @@ class ResidualKind(Kind):
                               inner=tuple(s.number for s in inner))]
 
     def picture(self, stage):
-        return Picture("sum", "+", f"residual sum: a⁽{stage.number}⁾ = a⁽{stage.skip}⁾ + F, the skip carrying the gradient unchanged")
+        return Picture("sum", "+", f"residual sum: a⁽{superscript(stage.number)}⁾ = a⁽{superscript(stage.skip)}⁾ + F, the skip carrying the gradient unchanged")
 
     def narrowed(self, spec, width, narrow):
         return Residual(tuple(narrow(spec.layers, width)))

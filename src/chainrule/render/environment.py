@@ -142,7 +142,33 @@ def escape_latex(text: str) -> str:
     """
     # A letter with a combining hat (x̂ in prose about batch norm) has no precomposed form: set it as math.
     parts = text.split("x\u0302")
-    return r"\ensuremath{\hat{x}}".join("".join(_latex_char(ch) for ch in part) for part in parts)
+    return r"\ensuremath{\hat{x}}".join(_latex_run(part) for part in parts)
+
+
+def _script(ch: str) -> tuple[str, str] | None:
+    """A superscript or subscript character as ("^" or "_", what it raises or lowers in math mode)."""
+    math = _math_char(ch) if unicodedata.decomposition(ch).partition(" ")[0] in ("<sub>", "<super>") else None
+    return (math[0], math[2:-1]) if math is not None else None
+
+
+def _latex_run(text: str) -> str:
+    r"""Characters escaped one by one, a run of superscripts (or subscripts) set as one: a⁽³⁾ as a\ensuremath{^{(3)}}.
+
+    >>> print(_latex_run("a⁽³⁾ = x₁₂"))
+    a\ensuremath{^{(3)}} = x\ensuremath{_{12}}
+    """
+    out, run, mark = [], [], ""
+    for ch in text + "\0":
+        script = _script(ch) if ch != "\0" else None
+        if run and (script is None or script[0] != mark):
+            out.append(f"\\ensuremath{{{mark}{{{''.join(run)}}}}}")
+            run = []
+        if script is not None:
+            mark = script[0]
+            run.append(script[1])
+        elif ch != "\0":
+            out.append(_latex_char(ch))
+    return "".join(out)
 
 
 # What can start markup anywhere in a line; "-", "+", "." and "!" only do at a line's

@@ -40,16 +40,6 @@ def _nested(symbols, leaf) -> Any:
     return leaf(symbols)
 
 
-
-
-def _stage(stage) -> dict[str, Any]:
-    """A stage as the network's ``layers`` lists it: a dense layer's units, activation and bias; else its kind."""
-    if stage.choice is None:
-        return {"kind": stage.kind, "units": stage.units}
-    spec = stage.spec
-    return {"units": spec.units, "activation": stage.choice.name, "parameters": dict(stage.choice.values), "bias": spec.bias}
-
-
 def _formula(expr) -> str | None:
     try:
         return to_formula(expr)
@@ -108,7 +98,7 @@ def json_document(
         "title": net.title,
         "network": {
             "inputs": net.inputs,
-            "layers": [_stage(stage) for stage in net.stages],
+            "layers": [KINDS[stage.kind].describe(stage) for stage in net.stages],
             "stages": [
                 {
                     "number": stage.number,

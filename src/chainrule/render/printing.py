@@ -17,7 +17,6 @@ Nothing here edits printed strings.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any

@@ -17,7 +17,15 @@ import sympy as sp
 
 from ..derive import Adjoint, Derivation, Partial
 from .rule_view import lines, step_view
-from .summary import LONGEST_LIST, SUMMARY_NOTE, SUMMARY_ROWS, More, first_rows, is_summary, representatives
+from .summary import (
+    LONGEST_LIST,
+    SUMMARY_NOTE,
+    SUMMARY_ROWS,
+    More,
+    first_rows,
+    is_summary,
+    representatives,
+)
 
 if TYPE_CHECKING:
     from ..layers import LayerRules, VectorRule
@@ -32,25 +40,38 @@ LONGEST_CLOSED_FORM = 400
 LONGEST_NOTE = 60
 
 
-def written_size(expr: sp.Basic) -> int:
+def written_size(expr: sp.Basic, limit: int | None = None) -> int:
     """How many symbols and operations ``expr`` takes written out, shared parts counted each time.
+
+    With ``limit``, counting stops past it (the result is then ``limit + 1``): a closed form
+    through residual paths shares its parts many times over, and counting all of it for a
+    yes-or-no took a minute for a 64-32-32-10 network.
 
     >>> a, b = sp.symbols("a b")
     >>> written_size((a + b) * (a - b))  # a - b is a + (-1)*b
     9
+    >>> written_size((a + b) * (a - b), limit=4)
+    5
     """
     memo: dict[sp.Basic, int] = {}
+    cap = None if limit is None else limit + 1
 
     def size(e: sp.Basic) -> int:
         if e not in memo:
-            memo[e] = 1 + sum(size(arg) for arg in e.args)
+            total = 1
+            for arg in e.args:
+                total += size(arg)
+                if cap is not None and total >= cap:
+                    total = cap
+                    break
+            memo[e] = total
         return memo[e]
 
     return size(expr)
 
 
 def closed_form_shown(expr: sp.Basic) -> bool:
-    return written_size(expr) <= LONGEST_CLOSED_FORM
+    return written_size(expr, LONGEST_CLOSED_FORM) <= LONGEST_CLOSED_FORM
 
 
 @dataclass(frozen=True)

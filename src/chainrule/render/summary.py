@@ -70,10 +70,10 @@ def parameter_arrays(d: Derivation) -> tuple[tuple[str, tuple[sp.Symbol, ...]], 
     """Each parameter array with its entries in order, named in words: ("weights of layer 1", (w⁽¹⁾₁₁, ...))."""
     arrays: list[tuple[str, tuple[sp.Symbol, ...]]] = []
     for layer in d.graph.layers:
-        arrays.append((f"weights of layer {layer.number}", tuple(w for row in layer.weights for w in row)))
-        if layer.biases is not None:
-            arrays.append((f"biases of layer {layer.number}", layer.biases))
-        arrays.extend((name, (symbol,)) for name, symbol in layer.learned)
+        for name, symbols in layer.arrays.items():
+            entries = symbols if isinstance(symbols, tuple) else (symbols,)
+            flat = tuple(s for row in entries for s in (row if isinstance(row, tuple) else (row,)))
+            arrays.append((layer.array_words.get(name, name), flat))
     return tuple(arrays)
 
 
