@@ -311,3 +311,120 @@ def test_a_bug_gradcheck_misses_is_caught() -> None:
     # ...chainrule does not, and says what shape the error has.
     with pytest.raises(AssertionError, match="a constant factor 1.001"):
         assert_gradient(grad, lambda v: (v**3).sum(), at={"v": x.detach().numpy()})
+
+
+# --- hand-written batch-norm backprop against a network with batch norm and dropout -------------
+
+
+def _batch_norm_network():
+    from chainrule.network import BatchNorm, Dense, Dropout, Network
+
+    return Network(3, (Dense(4, "identity"), BatchNorm(), Dropout(0.5), Dense(2, "identity")), "mse")
+
+
+def _hand_written(params, X, Y, M3, statistics_held_constant=False):
+    """Batch-norm backprop as an engineer writes it; with the classic bug, μ and σ² treated as constants."""
+    W1, b1, gamma, beta, W4, b4 = (params[k] for k in ("W1", "b1", "gamma2", "beta2", "W4", "b4"))
+    n = X.shape[0]
+    Z1 = X @ W1.T + b1
+    mu, var = Z1.mean(axis=0), Z1.var(axis=0)
+    r = 1 / np.sqrt(var + 1e-5)
+    Xh = (Z1 - mu) * r
+    A2 = Xh * gamma + beta
+    A3 = A2 * M3
+    out = A3 @ W4.T + b4
+    D4 = 2 * (out - Y) / (n * Y.shape[1])
+    G3 = D4 @ W4
+    G2 = G3 * M3
+    H = G2 * gamma
+    if statistics_held_constant:
+        G1 = H * r
+    else:
+        G1 = r * (H - H.mean(axis=0) - Xh * (H * Xh).mean(axis=0))
+    return {"W1": G1.T @ X, "b1": G1.sum(axis=0), "gamma2": (G2 * Xh).sum(axis=0), "beta2": G2.sum(axis=0),
+            "W4": D4.T @ A3, "b4": D4.sum(axis=0)}
+
+
+@pytest.mark.parametrize("bug", [False, True], ids=["right", "statistics held constant"])
+def test_hand_written_batch_norm_backprop_against_the_network(bug: bool) -> None:
+    import chainrule
+
+    net = _batch_norm_network()
+    rng = np.random.default_rng(5)
+    params = chainrule.compile(net).init_params(seed=1)
+    params["gamma2"], params["beta2"] = 1 + 0.3 * rng.standard_normal(4), 0.2 * rng.standard_normal(4)
+    X, Y = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    M3 = (rng.random((6, 4)) < 0.5) / 0.5
+    at = {**params, "X": X, "Y": Y, "M3": M3}
+
+    def grads(W1, b1, gamma2, beta2, W4, b4, X, Y, M3):
+        arrays = {"W1": W1, "b1": b1, "gamma2": gamma2, "beta2": beta2, "W4": W4, "b4": b4}
+        return _hand_written(arrays, X, Y, M3, statistics_held_constant=bug)
+
+    wrt = ("W1", "b1", "gamma2", "beta2", "W4", "b4")
+    if not bug:
+        assert_gradient(grads, net, at=at, wrt=wrt)
+        return
+    with pytest.raises(AssertionError, match=r"gradient check failed: \d+ wrong entries") as info:
+        assert_gradient(grads, net, at=at, wrt=wrt)
+    message = str(info.value)
+    # The batch-norm layer's inputs are where the bug is: W1 is named, γ, β and W4 are right.
+    assert "W1[" in message and "gamma2[" not in message and "W4[" not in message
+    assert "the batch normalization backward of layer 2 treats μ⁽²⁾ and σ²⁽²⁾ as constants" in message
+
+
+def test_a_network_reference_with_dropout_needs_its_masks() -> None:
+    import chainrule
+
+    net = _batch_norm_network()
+    params = chainrule.compile(net).init_params(seed=1)
+    at = {**params, "X": np.ones((2, 3)), "Y": np.ones((2, 2))}
+    with pytest.raises(ValueError, match=r"needs its masks M3"):
+        assert_gradient(lambda **kw: {}, net, at=at)
+
+
+def _planted_cases():
+    from test_kinds import KIND_NETWORKS
+
+    from chainrule.kinds import KINDS
+    from chainrule.layers import layer_rules
+
+    cases = []
+    for name, net in sorted(KIND_NETWORKS.items()):
+        rules = layer_rules(net)
+        for stage in net.stages:
+            for words, broken in KINDS[stage.kind].planted_bugs(stage, rules):
+                cases.append(pytest.param(net, stage.kind, words, broken, id=f"{name}-layer{stage.number}-{stage.kind}"))
+    return cases
+
+
+PLANTED = _planted_cases()
+
+
+def test_every_kind_with_a_backward_to_get_wrong_plants_a_bug() -> None:
+    from chainrule.kinds import KINDS
+
+    assert {p.values[1] for p in PLANTED} == set(KINDS)
+
+
+@pytest.mark.parametrize(("net", "kind", "words", "broken"), PLANTED)
+def test_a_planted_bug_of_each_kind_is_named(net, kind: str, words: str, broken) -> None:
+    import chainrule
+
+    model = chainrule.compile(net)
+    rng = np.random.default_rng(2)
+    params = model.init_params(seed=3)
+    for key in params:
+        params[key] = params[key] + 0.3 * rng.standard_normal(np.shape(params[key]))
+    X = rng.normal(size=(5, net.inputs))
+    Y = rng.normal(size=(5, net.outputs))
+    masks = {name: (rng.random(shape) < 0.6) / 0.6 for name, shape in net.leaf_shapes(5).items()}
+    at = {**params, "X": X, "Y": Y, **masks}
+    wrong = chainrule.compile(net, broken).loss_and_grad
+
+    def user_gradients(**kw):
+        return wrong({k: kw[k] for k in params}, kw["X"], kw["Y"], masks={k: kw[k] for k in masks} or None)[1]
+
+    with pytest.raises(AssertionError, match="gradient check failed") as info:
+        assert_gradient(user_gradients, net, at=at, wrt=tuple(params))
+    assert words in str(info.value)

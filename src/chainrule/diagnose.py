@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from .reference import network_masks, reference_gradient
-from .symbols import superscript
 
 FACTORS = {
     2.0: "an extra factor 2",
@@ -81,27 +80,19 @@ def network_variants(network):
     """Gradients with one classic bug planted in the generated code, by description.
 
     Each is ``(words, loss_and_grad)``: a returned gradient equal to a variant's is that bug.
+    The bugs come from the layer kinds (``Kind.planted_bugs``): f′ left out of a dense δ, batch
+    statistics held constant, an unmasked dropout gradient, a residual sum without its skip.
     """
-    from dataclasses import replace
-
+    from .kinds import KINDS
     from .layers import layer_rules
     from .model import compile
 
     rules = layer_rules(network)
-    variants = []
-    for rule in rules.backward:
-        lines = rule.code.splitlines()
-        if rule.label in ("BP1", "BP2") and rule.lhs.name.startswith("D") and "k_df" in rule.code:
-            layer = rule.lhs.name[1:]
-            if rule.label == "BP1":  # D = (∂L/∂A) * f′  ->  D = ∂L/∂A
-                code = lines[0].rsplit(" * k_df", 1)[0]
-            else:  # D = f′; D *= G  ->  D = G
-                code = f"D{layer} = G{layer}"
-            broken = replace(rules, backward=tuple(replace(r, code=code) if r is rule else r for r in rules.backward))
-            up = superscript(int(layer))
-            words = f"the activation derivative f′(z⁽{up}⁾) is missing from δ⁽{up}⁾ (δ = ∂L/∂a ⊙ f′(z))"
-            variants.append((words, compile(network, broken).loss_and_grad))
-    return variants
+    return [
+        (words, compile(network, broken).loss_and_grad)
+        for stage in network.stages
+        for words, broken in KINDS[stage.kind].planted_bugs(stage, rules)
+    ]
 
 
 def network_bug(network, at, name: str, got: np.ndarray, expected: np.ndarray, tolerance: float) -> str | None:

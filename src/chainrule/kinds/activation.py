@@ -19,8 +19,8 @@ import sympy as sp
 
 from ..catalog import A, Z
 from ..spec import SpecError, choose, known
-from ..symbols import Node, Notation
-from .base import Kind, Layer, Picture, Stage
+from ..symbols import Node, Notation, superscript
+from .base import Kind, Layer, Picture, Stage, with_backward_code
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,16 @@ class ActivationKind(Kind):
         A_ = r.matrix(f"A{l}", r.N, stage.units, Notation("A", "A", l))
         fa = r.matrix(f"f{l}", r.N, stage.units, Notation("f", "f", l, arg=Notation("A", "A", stage.source)))
         r.forward("activation", l, A_, fa, f"A{l} = {f_name}({r.name(stage.source)}{extra})")
+
+    def planted_bugs(self, stage, rules):
+        """The activation's derivative left out: ∂L/∂a⁽ˡ⁻¹⁾ = ∂L/∂a⁽ˡ⁾ instead of ∂L/∂a⁽ˡ⁾ ⊙ f′."""
+        l = stage.number
+        if stage.choice.entry.derivative == 1:
+            return []  # f′ = 1 (identity): leaving it out changes nothing
+        call = f"G{l} * k_df{l}({'X' if stage.source == 0 else f'A{stage.source}'}, A{l}{self._extra(stage)})"
+        broken = with_backward_code(rules, f"G{stage.source}", call, f"G{l}")
+        words = f"the derivative of the activation at layer {l} is missing: ∂L/∂a⁽{superscript(stage.source)}⁾ = ∂L/∂a⁽{superscript(l)}⁾ ⊙ f′"
+        return [] if broken is None else [(words, broken)]
 
     def backward(self, stage, r):
         l, entry = stage.number, stage.choice.entry

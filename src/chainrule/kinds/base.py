@@ -241,6 +241,31 @@ class Kind:
         """Emit the stage's backward rules, from G⁽ˡ⁾, contributing to the G of its inputs."""
         raise NotImplementedError
 
+    def planted_bugs(self, stage: Stage, rules) -> list[tuple[str, Any]]:
+        """The classic mistakes in writing this stage's backward by hand, each as ``(words, rules)``:
+        what the bug is, and the network's ``LayerRules`` with it planted (``diagnose`` compiles them
+        and names the bug whose gradients a user's equal)."""
+        return []
+
     def equations(self, stage: Stage, layer: Layer, d) -> tuple[LayerEquation, ...]:
         """The stage's layer-level equations; ``d`` gives adjoints, vector symbols and the graph."""
         return ()
+
+
+def with_backward_code(rules, target: str, old: str, new: str):
+    """``rules`` with ``old`` replaced by ``new`` in the backward rule whose code assigns ``target``;
+    None when no such rule holds ``old``.
+
+    >>> from chainrule.network import Network, Dense
+    >>> from chainrule.layers import layer_rules
+    >>> rules = layer_rules(Network(2, (Dense(2, "tanh"), Dense(1, "identity")), "mse"))
+    >>> with_backward_code(rules, "G1", "D2 @ W2", "D2").backward[3].code
+    'G1 = D2'
+    """
+    from dataclasses import replace
+
+    for rule in rules.backward:
+        if rule.code.startswith(f"{target} =") and old in rule.code:
+            broken = replace(rule, code=rule.code.replace(old, new, 1))
+            return replace(rules, backward=tuple(broken if r is rule else r for r in rules.backward))
+    return None

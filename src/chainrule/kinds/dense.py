@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sympy as sp
@@ -21,7 +21,7 @@ import sympy as sp
 from ..catalog import A, Z
 from ..functions import xdivy
 from ..spec import MAX_UNITS, SpecError, choose, describe, known
-from ..symbols import Node, Notation
+from ..symbols import Node, Notation, superscript
 from .base import Kind, Layer, LayerEquation, Stage
 
 #: Output deltas longer than this (in operations) are not tried for cancellation.
@@ -283,6 +283,21 @@ class DenseKind(Kind):
             "BP1", l, D, sp.HadamardProduct(A_out, G - sp.HadamardProduct(G, A_out) * ones_k * ones_k.T),
             f"G{l} = k_dloss({out}, Y) {scale}\nD{l} = A{l} * (G{l} - (G{l} * A{l}).sum(axis=1, keepdims=True))",
             "the softmax Jacobian diag(a) − a aᵀ applied to each row of ∂L/∂A")
+
+    def planted_bugs(self, stage, rules):
+        """The activation derivative left out of δ: δ = ∂L/∂a instead of ∂L/∂a ⊙ f′(z)."""
+        l = stage.number
+        if stage.choice.entry.derivative == 1:
+            return []  # f′ = 1 (identity): leaving it out changes nothing
+        for rule in rules.backward:
+            first = rule.code.split("\n")[0]
+            if first.startswith(f"D{l} = ") and f"k_df{l}(" in rule.code:
+                # D = (∂L/∂A) * f′ on the output layer, D = f′; D *= G below it: both become ∂L/∂A.
+                code = first.rsplit(" * k_df", 1)[0] if rule.label == "BP1" else f"D{l} = G{l}"
+                up = superscript(l)
+                words = f"the activation derivative f′(z⁽{up}⁾) is missing from δ⁽{up}⁾ (δ = ∂L/∂a ⊙ f′(z))"
+                return [(words, replace(rules, backward=tuple(replace(r, code=code) if r is rule else r for r in rules.backward)))]
+        return []
 
     # Layer-level equations for documents -----------------------------------------------
 

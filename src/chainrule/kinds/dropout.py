@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ..spec import SpecError, describe, known
-from ..symbols import Node, Notation
-from .base import Kind, Layer, Picture, Stage
+from ..symbols import Node, Notation, superscript
+from .base import Kind, Layer, Picture, Stage, with_backward_code
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,13 @@ class DropoutKind(Kind):
                   f"M{l} = masks[\"M{l}\"] if masks is not None else dropout_mask(rng, {s}.shape, {keep!r})",
                   f"the mask: each entry 1/(1 − p) = {self.scale(stage):.6g} with probability 1 − p = {keep:g}, else 0")
         r.forward("dropout", l, A_, sp.HadamardProduct(M, r.A(stage.source)), f"A{l} = {s} * M{l}", "inverted dropout")
+
+    def planted_bugs(self, stage, rules):
+        """The gradient passed back unmasked: ∂L/∂a⁽ˡ⁻¹⁾ = ∂L/∂a⁽ˡ⁾ instead of m ⊙ ∂L/∂a⁽ˡ⁾."""
+        l = stage.number
+        broken = with_backward_code(rules, f"G{stage.source}", f"G{l} * M{l}", f"G{l}")
+        words = f"dropout's backward at layer {l} does not mask the gradient with the mask of the forward pass (∂L/∂a = m ⊙ ∂L/∂a⁽{superscript(l)}⁾)"
+        return [] if broken is None else [(words, broken)]
 
     def backward(self, stage, r):
         l = stage.number

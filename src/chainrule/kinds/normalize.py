@@ -12,7 +12,9 @@ The batch rules use the compact form of the same backward,
 
     ∂L/∂a = (1/√(σ² + ε)) · (h − mean(h) − x̂ ⊙ mean(h ⊙ x̂)),  h = γ ⊙ ∂L/∂a⁽ˡ⁾,
 
-which ``prove`` checks against the scalar chain rule entry by entry.
+which ``prove`` checks against the scalar chain rule entry by entry. For batch norm the two
+means are over the batch, where they are ∂L/∂β and ∂L/∂γ over N (times γ), so its code
+reuses those; ``normalize_equations`` derives the compact form step by step for documents.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from typing import Any
 import sympy as sp
 
 from ..spec import SpecError, describe, known, number
-from ..symbols import Node, Notation
-from .base import Kind, Layer, Picture, Stage
+from ..symbols import Node, Notation, superscript
+from .base import Kind, Layer, Picture, Stage, with_backward_code
 from .normalize_equations import compact_backward
 
 #: The variance argument of the 1/√(σ² + ε) kernel.
@@ -187,6 +189,19 @@ class Normalization(Kind):
                       "evaluation: the running mean and variance in place of the batch's")
         r.forward("normalize", l, A_, sp.HadamardProduct(Xh, r.ones * gamma.T) + r.ones * beta.T,
                   f"A{l} = Xh{l} * gamma{l} + beta{l}", "scaled by γ and shifted by β, unit by unit")
+
+    def planted_bugs(self, stage, rules):
+        """μ and σ² held constant in the backward: ∂L/∂a = γ ∂L/∂a⁽ˡ⁾/√(σ² + ε), without the terms through them."""
+        l, up = stage.number, superscript(stage.number)
+        if self.over == "examples":
+            old, new = f"(G{l} - (gbeta{l} + Xh{l} * ggamma{l}) / n) * (gamma{l} * R{l})", f"G{l} * (gamma{l} * R{l})"
+        else:
+            old = f"(H{l} - H{l}.mean(axis=1, keepdims=True) - Xh{l} * (H{l} * Xh{l}).mean(axis=1, keepdims=True)) * R{l}"
+            new = f"H{l} * R{l}"
+        broken = with_backward_code(rules, f"G{stage.source}", old, new)
+        words = (f"the {self.words} backward of layer {l} treats μ⁽{up}⁾ and σ²⁽{up}⁾ as constants: ∂L/∂a misses "
+                 f"the terms through the mean and the variance (∂L/∂a = γ/√(σ² + ε) ⊙ (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)))")
+        return [] if broken is None else [(words, broken)]
 
     def _compact(self, r, stage, H, Xh, R):
         """(H − mean(H) − X̂ ⊙ mean(H ⊙ X̂)) ⊙ r as a matrix expression, the means over each example's units."""

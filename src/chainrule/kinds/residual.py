@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..spec import SpecError, describe, known
 from ..symbols import Node, Notation, superscript
-from .base import Kind, Layer, Picture, Stage
+from .base import Kind, Layer, Picture, Stage, with_backward_code
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,16 @@ class ResidualKind(Kind):
         A_ = r.matrix(f"A{l}", r.N, stage.units, Notation("A", "A", l))
         r.forward("residual", l, A_, r.A(stage.skip) + r.A(stage.source), f"A{l} = {r.name(stage.skip)} + {r.name(stage.source)}",
                   "the block's input plus its output F")
+
+    def planted_bugs(self, stage, rules):
+        """The identity path left out: the block's input gets only the gradient through F."""
+        l = stage.number
+        broken = None
+        for old in (f"G{l} + ", f" + G{l}", f"\nG{stage.skip} += G{l}"):
+            broken = broken or with_backward_code(rules, f"G{stage.skip}", old, "")
+        words = (f"the residual sum a⁽{superscript(l)}⁾ = a⁽{superscript(stage.skip)}⁾ + F passes no gradient along its skip: "
+                 f"∂L/∂a⁽{superscript(stage.skip)}⁾ lacks the identity path's ∂L/∂a⁽{superscript(l)}⁾ · 1")
+        return [] if broken is None else [(words, broken)]
 
     def backward(self, stage, r):
         l = stage.number
