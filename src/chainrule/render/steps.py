@@ -581,7 +581,7 @@ def proof_sentence(proof: Proof, network_sizes: tuple[int, ...]) -> str:
     text = (
         f"{'Checked' if proof.passed else 'Not proved'}: the generated code, run on symbols for a batch of "
         f"{proof.batch} examples through this network{where}, "
-        f"{'gives' if proof.passed else 'should give'} every entry of Z, A, Δ, the loss and each gradient "
+        f"{'gives' if proof.passed else 'should give'} every entry of Z, A, Δ, G = ∂L/∂A (and each layer kind's own arrays), the loss and each gradient "
         f"exactly as the scalar derivation above does: {equal} of {proof.entries} entries equal {how}."
     )
     if proof.failures:
