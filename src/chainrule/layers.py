@@ -55,8 +55,6 @@ class LayerRules:
     #: Names of the parameter arrays in order, and of their gradients.
     parameters: tuple[str, ...]
     output: str  # the variable holding A⁽ᴸ⁾
-    #: Whether the backward rules use ``ones`` (a row of N ones: Σ over the batch as a product).
-    uses_ones: bool = False
     #: The forward pass for evaluation (``predict``): running statistics, no dropout.
     evaluate: tuple[VectorRule, ...] = ()
     #: Names of the running state the rules read and update (batch norm's "mean2", "var2").
@@ -195,8 +193,7 @@ def layer_rules(network: Network) -> LayerRules:
     backward = tuple(r.rules)
     state = tuple(network.state_shapes())
     return LayerRules(network, tuple(forward), loss, backward, r.kernels, r.notation, r.constants,
-                      tuple(network.parameter_shapes()), r.name(r.last), any("ones @" in rule.code for rule in backward),
-                      tuple(evaluate), state)  # fmt: skip
+                      tuple(network.parameter_shapes()), r.name(r.last), tuple(evaluate), state)  # fmt: skip
 
 
 def _loss_rules(network: Network, r: RuleBuilder) -> tuple[VectorRule, ...]:
