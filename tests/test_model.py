@@ -153,6 +153,7 @@ def test_init_schemes_have_their_scale(scheme: str) -> None:
         "glorot_normal": np.sqrt(2 / (fan_in + fan_out)),
         "he_uniform": np.sqrt(2 / fan_in),
         "he_normal": np.sqrt(2 / fan_in),
+        "standard_normal": 1.0,
     }[scheme]
     assert W.std() == pytest.approx(want, rel=0.02)
     assert abs(W.mean()) < 0.05 * want
@@ -175,3 +176,22 @@ def test_generated_source_is_straight_line_numpy() -> None:
                  "G1 = D2 @ W2", "D1 = k_df1(Z1, A1)", "D1 *= G1", "gW1 = D1.T @ X"):
         assert f"    {line}\n" in body
     assert "G0" not in body  # nothing is computed for the inputs
+
+
+def test_trace_returns_the_gradients_and_every_array_of_the_pass() -> None:
+    from chainrule.network import BatchNorm, Residual
+
+    net = Network(4, (Dense(3, "sigmoid"), BatchNorm(), Residual((Dense(3, "tanh"),)), Dense(2, "softmax")), "cross_entropy")
+    model = compile(net)
+    params = model.init_params(seed=1)
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(5, 4)), np.eye(2)[[0, 1, 0, 1, 1]]
+    loss, grads, arrays = model.trace(params, X, Y)
+    want_loss, want = model.loss_and_grad(params, X, Y)
+    assert loss == want_loss
+    assert all(np.array_equal(grads[k], want[k]) for k in want)
+    # D1 = ∂L/∂Z⁽¹⁾ of the batch mean is f′(Z1) ⊙ G1, and Z1 is the first layer's input sum.
+    np.testing.assert_allclose(arrays["Z1"], X @ params["W1"].T + params["b1"], rtol=1e-15)
+    np.testing.assert_allclose(arrays["D1"], model.kernels["k_df1"](arrays["Z1"], arrays["A1"]) * arrays["G1"], rtol=1e-15)
+    np.testing.assert_allclose(grads["W1"], arrays["D1"].T @ X, rtol=1e-14)
+    assert "W1" not in arrays and {"A4", "G2", "Xh2"} <= set(arrays)

@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_seed, metavar="N", help="passes over the training set")
     train.add_argument("--batch-size", type=_batch, metavar="N", help='examples per step, or "full"')
     train.add_argument("--seed", type=_seed, metavar="N", help="seed of the split, the initial weights and the batches")
-    train.add_argument("--init", metavar="NAME", help="normal, uniform, glorot_uniform, glorot_normal, he_uniform, he_normal")
+    train.add_argument("--init", metavar="NAME", help="normal (N(0, 0.01²)), uniform, glorot_uniform, glorot_normal, he_uniform, he_normal, standard_normal (N(0, 1))")
     train.add_argument("--schedule", metavar="NAME", help="learning-rate schedule: constant, step or cosine")
     train.add_argument("--clip-value", type=_float, metavar="F", help="clip every gradient entry to [-F, F]")
     train.add_argument("--clip-norm", type=_float, metavar="F", help="scale the gradients down to a global norm of at most F")

@@ -55,6 +55,9 @@ INIT_SCHEMES: dict[str, Callable[[np.random.Generator, tuple[int, int]], np.ndar
     "glorot_normal": lambda rng, s: rng.normal(0.0, np.sqrt(2 / (s[0] + s[1])), s),
     "he_uniform": lambda rng, s: _uniform(rng, s, np.sqrt(6 / s[1])),
     "he_normal": lambda rng, s: rng.normal(0.0, np.sqrt(2 / s[1]), s),
+    # N(0, 1): no scaling by the fan at all, the textbook case of exploding (tanh, relu) or
+    # saturating (sigmoid) deep networks.
+    "standard_normal": lambda rng, s: rng.normal(0.0, 1.0, s),
 }
 
 
@@ -136,6 +139,19 @@ def source(rules: LayerRules, symbolic: bool = False, hooked: frozenset[str] = f
         *body([rules.forward, rules.loss, rules.backward]),
         f"    return {result}, {{{grads}}}",
     ]
+    if not symbolic:
+        # The same pass once more, keeping every array it computed (Z1, A1, D1, G1, ...): what
+        # a study of gradient flow reads. A function of its own, so loss_and_grad stays lean.
+        lines += [
+            "",
+            "def trace(params, X, Y, state=None, masks=None, rng=None):",
+            *unpack,
+            "    n = X.shape[0]",
+            *ones(rules.forward, rules.loss, rules.backward),
+            *body([rules.forward, rules.loss, rules.backward]),
+            "    arrays = named_arrays(locals(), params)",
+            f"    return {result}, {{{grads}}}, arrays",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -146,10 +162,16 @@ def _dropout_mask(rng, shape, keep: float) -> np.ndarray:
     return (rng.random(shape) < keep) / keep
 
 
+def _named_arrays(names: Mapping[str, object], params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays among a pass's local variables, without the parameters it unpacked."""
+    return {k: v for k, v in names.items() if type(v) is np.ndarray and k not in params}
+
+
 def namespace(rules: LayerRules) -> dict[str, object]:
     """What the generated code calls: the lambdified kernels and two NumPy helpers."""
     # Σ over the batch as ones @ D: a matrix-vector product costs a third of D.sum(axis=0).
-    names: dict[str, object] = {"exp": np.exp, "softmax_rows": _softmax_rows, "ones_row": np.ones, "dropout_mask": _dropout_mask}
+    names: dict[str, object] = {"exp": np.exp, "softmax_rows": _softmax_rows, "ones_row": np.ones, "dropout_mask": _dropout_mask,
+                                "named_arrays": _named_arrays}
     for name, kernel in rules.kernels.items():
         names[name] = lambdify_kernel(kernel, rules.constants)
     return names
@@ -171,6 +193,11 @@ class Model:
     loss_and_grad: Callable[..., tuple[float, dict[str, np.ndarray]]] = field(repr=False)
     #: The loss and the output layer from one forward pass (evaluating a model on a data set).
     loss_and_predict: Callable[..., tuple[float, np.ndarray]] = field(repr=False)
+    #: ``loss_and_grad`` that also returns every array the pass computed, by its name in
+    #: ``source`` (``Z1``, ``A1``; ``D1`` = ∂L/∂Z⁽¹⁾ of the batch mean, ``G1`` = ∂L/∂A⁽¹⁾).
+    trace: Callable[..., tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]]] = field(repr=False, default=None)
+    #: The lambdified kernels by name (``k_f1`` is f of stage 1, ``k_df1`` its f′(z, a)).
+    kernels: Mapping[str, Callable] = field(repr=False, default_factory=dict)
 
     def init_params(self, seed: int = 0, scheme: str = "glorot_uniform") -> dict[str, np.ndarray]:
         """Fresh parameters: weights by ``scheme`` (see ``INIT_SCHEMES``), biases 0, γ 1, β 0, α as the spec sets it."""
@@ -201,5 +228,7 @@ def compile(network: Network, rules: LayerRules | None = None) -> Model:
     names = namespace(rules)
     # The text is built from the rules' own lines and array names; no spec string is in it.
     exec(builtins.compile(text, f"<chainrule model {network.sizes}>", "exec"), names)  # noqa: S102
-    return Model(network, rules, text, names["predict"], names["loss"], names["loss_and_grad"], names["loss_and_predict"])
+    kernels = {name: names[name] for name in rules.kernels}
+    return Model(network, rules, text, names["predict"], names["loss"], names["loss_and_grad"], names["loss_and_predict"],
+                 names["trace"], kernels)
 
