@@ -136,6 +136,40 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--format", type=_report_formats, default=("html", "json"), metavar="LIST", help="html, json (default: both)")
     train.add_argument("--out", default="output", metavar="DIR", help="folder to write to (default: ./output)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    flow = commands.add_parser(
+        "flow",
+        help="measure vanishing and exploding gradients across depth, activations, inits and remedies",
+        description="Build a network for every combination of depth, activation, init scheme and remedy, measure "
+        "each hidden layer's gradient norms and activations at initialization (over several seeds) and during a short "
+        "SGD run, on real data with the compiled gradients, classify each run as vanishing, healthy or exploding, "
+        "show gradient clipping at work, and write the report (HTML, JSON, Markdown, LaTeX). With no options, a "
+        "default grid that tells the whole story.",
+        epilog="A run's verdict: the ratio of the first hidden layer's weight-gradient norm to the last one's, "
+        "vanishing below --vanishing (1e-3), exploding above --exploding (1e3). Exit codes: 0 written; 2 bad input "
+        "(nothing written).",
+    )
+    flow.add_argument("spec", nargs="?", metavar="SPEC",
+                      help="a TOML network spec whose first hidden layer (width, activation), depth, remedy, data and "
+                           "init are the defaults of the grid")  # fmt: skip
+    flow.add_argument("--depth", type=_int_list, metavar="LIST", help="hidden layers, e.g. 5,10,20 (default: 5,10,20)")
+    flow.add_argument("--width", type=_seed, metavar="N", help="units per hidden layer (default: 32)")
+    flow.add_argument("--activation", type=_name_list, metavar="LIST", help="hidden activations, e.g. sigmoid,tanh,relu")
+    flow.add_argument("--init", type=_name_list, metavar="LIST",
+                      help="init schemes, e.g. standard_normal,glorot_normal,he_normal")  # fmt: skip
+    flow.add_argument("--remedy", type=_name_list, metavar="LIST", help="none, batch_norm, residual, clip")
+    flow.add_argument("--data", metavar="NAME", help="the data set (default: digits)")
+    flow.add_argument("--batch-size", type=_seed, metavar="N", help="rows of the measured batch and of each step (default: 256)")
+    flow.add_argument("--epochs", type=_seed, metavar="N", help="epochs of the short SGD runs (default: 10)")
+    flow.add_argument("--seed", type=_seed, metavar="N", help="the first seed (default: 0)")
+    flow.add_argument("--seeds", type=_seed, metavar="N", help="initializations averaged per run (default: 3)")
+    flow.add_argument("--lr", type=_float, metavar="F", help="SGD's learning rate in the short runs (default: 0.1)")
+    flow.add_argument("--clip-norm", type=_float, metavar="F", help="the clipping threshold of the clip remedy and study (default: 1)")
+    flow.add_argument("--clip-lr", type=_float, metavar="F", help="the clipping study's learning rate (default: 0.5)")
+    flow.add_argument("--vanishing", type=_float, metavar="F", help="a ratio below this is vanishing (default: 1e-3)")
+    flow.add_argument("--exploding", type=_float, metavar="F", help="a ratio above this is exploding (default: 1e3)")
+    flow.add_argument("--format", type=_flow_formats, default=None, metavar="LIST", help="html, json, md, tex (default: all)")
+    flow.add_argument("--out", default="output", metavar="DIR", help="folder to write to (default: ./output)")
+    flow.add_argument("--quiet", action="store_true", help="no progress lines")
     check = commands.add_parser(
         "check",
         help="check a hand-written gradient function against a formula",
@@ -164,6 +198,29 @@ def _float(text: str) -> float:
 
 def _batch(text: str) -> int | str:
     return "full" if text.strip() == "full" else _seed(text)
+
+
+def _int_list(text: str) -> list[int]:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    for part in parts:
+        if not re.fullmatch(r"[0-9]{1,6}", part):
+            raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, like 5,10,20; got {part[:20]!r}")
+    return [int(part) for part in parts]
+
+
+def _name_list(text: str) -> list[str]:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    for part in parts:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,39}", part):
+            raise argparse.ArgumentTypeError(f"expected names separated by commas, like sigmoid,tanh; got {part[:20]!r}")
+    return parts
+
+
+def _flow_formats(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not names or any(n not in ("html", "json", "md", "tex") for n in names):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of html, json, md, tex; got {text[:20]!r}")
+    return names
 
 
 def _report_formats(text: str) -> tuple[str, ...]:
@@ -350,6 +407,63 @@ def _train(args: argparse.Namespace) -> int:
     return EXIT_CHECK_FAILED if result.stopped and not result.stopped.startswith("interrupted") else 0
 
 
+def _flow(args: argparse.Namespace) -> int:
+    from .flow import FlowError, flow_settings, spec_defaults, study
+    from .render.flow import flow_documents, verdict_counts
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return _fail(f"--out: {args.out} is a file; give a folder")
+    defaults: dict = {}
+    stem = "flow"
+    if args.spec is not None:
+        from .network import load
+
+        try:
+            defaults = spec_defaults(load(args.spec))
+        except FlowError as exc:
+            return _fail(f"{args.spec}: {exc}")
+        stem = _spec_stem(args.spec) + "-flow"
+    given = {
+        "depths": args.depth, "width": args.width, "activations": args.activation, "inits": args.init,
+        "remedies": args.remedy, "data": args.data, "batch_size": args.batch_size, "epochs": args.epochs,
+        "seed": args.seed, "seeds": args.seeds, "learning_rate": args.lr, "clip_norm": args.clip_norm,
+        "clip_learning_rate": args.clip_lr, "vanishing": args.vanishing, "exploding": args.exploding,
+    }  # fmt: skip
+    try:
+        settings = flow_settings(**{**defaults, **{k: v for k, v in given.items() if v is not None}})
+    except FlowError as exc:
+        return _fail(str(exc))
+
+    def progress(done: int, total: int, label: str) -> None:
+        if not args.quiet:
+            print(f"chainrule flow: {done}/{total} {label}", file=sys.stderr, flush=True)
+
+    result = study(settings, progress)
+    theory = _flow_theory(settings)
+    from .render import save
+
+    documents = flow_documents(result, out, stem, args.format or ("html", "json", "md", "tex"), theory)
+    try:
+        paths = save(documents)
+    except OSError as exc:
+        return _fail(f"--out: cannot write to {args.out} ({exc.strerror or exc})")
+    figures = [p for p in paths if p.parent != out]
+    for path in paths:
+        if path.parent == out:
+            print(path)
+    if figures:
+        print(f"{figures[0].parent}/ ({len(figures)} figures)")
+    counts = verdict_counts(result)
+    print(f"{len(result.runs)} runs: {counts['vanishing']} vanishing, {counts['healthy']} healthy, {counts['exploding']} exploding")
+    return 0
+
+
+def _flow_theory(settings):
+    """The symbolic section for the report, if the theory module provides one."""
+    return None
+
+
 def _check(args: argparse.Namespace) -> int:
     import importlib
 
@@ -399,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
-        return {"explain": _explain, "train": _train, "derive": _derive, "check": _check}[args.command](args)
+        return {"explain": _explain, "train": _train, "derive": _derive, "check": _check, "flow": _flow}[args.command](args)
     except SpecError as exc:
         return _fail(str(exc))
     except FormulaError as exc:

@@ -91,44 +91,186 @@ def curves_svg(
     ...                   xlabel="epoch", ylabel="loss", title="Loss")
     True
     """
-    import matplotlib.style
+    return curves(series, x=x, xlabel=xlabel, ylabel=ylabel, title=title, log=log, fmt="svg")
+
+
+def curves(
+    series: Mapping[str, Sequence[float | None]],
+    *,
+    x: Sequence[float],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    log: bool = False,
+    fmt: str = "svg",
+    legend_below: bool = False,
+) -> str | bytes:
+    """``curves_svg``'s chart as an SVG element (``fmt="svg"``) or a PDF file's bytes (``"pdf"``), for LaTeX.
+
+    ``legend_below`` puts the legend under the axes in two columns, on a taller figure: for
+    many long labels, which beside the axes would squeeze them on a narrow screen.
+
+    >>> pdf = curves({"a": [1.0, 2.0]}, x=[1, 2], xlabel="x", ylabel="y", title="T", fmt="pdf")
+    >>> pdf[:5], pdf == curves({"a": [1.0, 2.0]}, x=[1, 2], xlabel="x", ylabel="y", title="T", fmt="pdf")
+    (b'%PDF-', True)
+    """
     from cycler import cycler
-    from matplotlib.backends.backend_svg import FigureCanvasSVG
-    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     xs = [float(v) for v in x]
     for name, values in series.items():
         if len(values) != len(xs):
             raise ValueError(f"series {name!r} has {len(values)} values for {len(xs)} x positions")
-    curves = {name: _points(values, log) for name, values in series.items()}
-    curves = {name: ys for name, ys in curves.items() if any(not math.isnan(y) for y in ys)}
+    lines = {name: _points(values, log) for name, values in series.items()}
+    lines = {name: ys for name, ys in lines.items() if any(not math.isnan(y) for y in ys)}
 
-    # "default" first: the user's matplotlibrc must not change the bytes of a report.
-    with matplotlib.style.context(["default", _rc(title)]):
-        fig = Figure(figsize=FIGSIZE, layout="constrained")
-        FigureCanvasSVG(fig)
-        ax = fig.add_subplot()
+    def draw(fig, ax) -> None:
         ax.set_prop_cycle(cycler(color=_COLORS) + cycler(linestyle=_DASHES * 2))
-        ax.set_title(_literal(title), loc="left")
         ax.set_xlabel(_literal(xlabel))
         ax.set_ylabel(_literal(ylabel))
-        if not curves:
+        if not lines:
             ax.set_axis_off()
             ax.text(0.5, 0.5, "nothing to plot", transform=ax.transAxes, ha="center", va="center", color="#5f6368")
+            return
+        for name, ys in lines.items():
+            ax.plot(xs, ys, label=_literal(name), linewidth=1.6, marker="o", markersize=3.5, markevery=_marked(ys))
+        if len(set(xs)) == 1:
+            # One epoch: matplotlib would spread ticks at 0.995, 1.000 ... around it.
+            ax.set_xlim(xs[0] - 1, xs[0] + 1)
+            ax.set_xticks(xs[:1])
         else:
-            for name, ys in curves.items():
-                ax.plot(xs, ys, label=_literal(name), linewidth=1.6, marker="o", markersize=3.5, markevery=_marked(ys))
-            if len(set(xs)) == 1:
-                # One epoch: matplotlib would spread ticks at 0.995, 1.000 ... around it.
-                ax.set_xlim(xs[0] - 1, xs[0] + 1)
-                ax.set_xticks(xs[:1])
-            else:
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            if log:
-                ax.set_yscale("log")
-            # Outside the axes, so no curve is ever hidden behind it.
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if log:
+            ax.set_yscale("log")
+            _plain_log_labels(ax.yaxis)
+        # Outside the axes, so no curve is ever hidden behind it.
+        if legend_below:
+            fig.legend(loc="outside lower center", frameon=False, ncols=2)
+        else:
             fig.legend(loc="outside right upper", frameon=False)
+
+    return _chart(draw, title, fmt, (FIGSIZE[0], FIGSIZE[1] + 0.3 * math.ceil(len(lines) / 2)) if legend_below else FIGSIZE)
+
+
+def heatmap(
+    values: Sequence[Sequence[float]],
+    *,
+    columns: Sequence[int],
+    rows: Sequence[int],
+    xlabel: str,
+    ylabel: str,
+    colorbar: str,
+    title: str,
+    fmt: str = "svg",
+) -> str | bytes:
+    """A matrix as colours on a log scale (``values[row][column]``; nan and ≤ 0 are left blank).
+
+    >>> svg = heatmap([[1.0, 10.0], [0.1, float("nan")]], columns=[0, 1], rows=[1, 2], xlabel="epoch",
+    ...               ylabel="layer", colorbar="norm", title="H")
+    >>> svg.startswith("<svg ") and "<image" in svg
+    True
+    """
+    import numpy as np
+    from matplotlib.colors import LogNorm
+    from matplotlib.ticker import MaxNLocator
+
+    grid = np.array([_points(row, True) for row in values], dtype=float)
+
+    def draw(fig, ax) -> None:
+        ax.grid(False)
+        ax.set_xlabel(_literal(xlabel))
+        ax.set_ylabel(_literal(ylabel))
+        if np.isnan(grid).all():
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, "nothing to plot", transform=ax.transAxes, ha="center", va="center", color="#5f6368")
+            return
+        finite = grid[~np.isnan(grid)]
+        low, high = float(finite.min()), float(finite.max())
+        if high <= low:
+            low, high = low / 10, high * 10
+        extent = (columns[0] - 0.5, columns[-1] + 0.5, rows[-1] + 0.5, rows[0] - 0.5)
+        image = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="viridis", norm=LogNorm(low, high), extent=extent)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        bar = fig.colorbar(image, ax=ax, label=_literal(colorbar))
+        _plain_log_labels(bar.ax.yaxis)
+
+    return _chart(draw, title, fmt)
+
+
+def histograms(
+    counts: Mapping[str, Sequence[float]],
+    *,
+    edges: Sequence[float],
+    xlabel: str,
+    title: str,
+    fmt: str = "svg",
+) -> str | bytes:
+    """Normalized histograms drawn as outlines over shared bin ``edges``, one per series (Glorot & Bengio's figures).
+
+    >>> svg = histograms({"layer 1": [1, 3], "layer 2": [2, 2]}, edges=[0.0, 0.5, 1.0], xlabel="a", title="Hist")
+    >>> svg.count("<path") > 2
+    True
+    """
+    from cycler import cycler
+
+    def draw(fig, ax) -> None:
+        ax.set_prop_cycle(cycler(color=_COLORS) + cycler(linestyle=_DASHES * 2))
+        ax.set_xlabel(_literal(xlabel))
+        ax.set_ylabel("fraction of the values")
+        for name, values in counts.items():
+            total = float(sum(values)) or 1.0
+            ax.stairs([v / total for v in values], list(edges), label=_literal(name), linewidth=1.6)
+        fig.legend(loc="outside right upper", frameon=False)
+
+    return _chart(draw, title, fmt)
+
+
+_SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _decade(value: float, _position=None) -> str:
+    """A log axis's tick label as plain text, 10⁻³: matplotlib's own ($10^{-3}$) costs a mathtext layout each.
+
+    >>> _decade(0.001), _decade(1.0), _decade(1e12), _decade(3.0)
+    ('10⁻³', '1', '10¹²', '')
+    """
+    if not value > 0:
+        return ""
+    exponent = math.log10(value)
+    if abs(exponent - round(exponent)) > 1e-9:
+        return ""
+    k = int(round(exponent))
+    return {0: "1", 1: "10"}.get(k, "10" + str(k).translate(_SUPERSCRIPTS))
+
+
+def _plain_log_labels(axis) -> None:
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(_decade))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _chart(draw, title: str, fmt: str, size: tuple[float, float] = FIGSIZE) -> str | bytes:
+    """A figure of FIGSIZE drawn by ``draw(fig, ax)`` with the house style, as an SVG element or PDF bytes."""
+    import matplotlib.style
+    from matplotlib.backends.backend_pdf import FigureCanvasPdf
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.figure import Figure
+
+    if fmt not in ("svg", "pdf"):
+        raise ValueError(f"unknown chart format {fmt!r}; use svg or pdf")
+    # "default" first: the user's matplotlibrc must not change the bytes of a report.
+    with matplotlib.style.context(["default", _rc(title)]):
+        fig = Figure(figsize=size, layout="constrained")
+        (FigureCanvasSVG if fmt == "svg" else FigureCanvasPdf)(fig)
+        ax = fig.add_subplot()
+        ax.set_title(_literal(title), loc="left")
+        draw(fig, ax)
+        if fmt == "pdf":
+            binary = io.BytesIO()
+            fig.savefig(binary, format="pdf", metadata={"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None})
+            return binary.getvalue()
         buffer = io.StringIO()
         fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     return _inline(buffer.getvalue(), title)

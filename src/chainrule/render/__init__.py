@@ -127,14 +127,18 @@ def render_documents(
     return {Path(out_dir) / f"{stem}{FORMATS[f].suffix}": FORMATS[f].render(derivation, example, shared) for f in formats}
 
 
-def save(documents: Mapping[Path, str]) -> list[Path]:
-    """Write rendered documents, each through a temporary file and a rename."""
+def save(documents: Mapping[Path, str | bytes]) -> list[Path]:
+    """Write rendered documents (text, or the bytes of a figure), each through a temporary file and a rename."""
     for path, text in documents.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-                stream.write(text)
+            if isinstance(text, bytes):
+                with os.fdopen(handle, "wb") as binary:
+                    binary.write(text)
+            else:
+                with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+                    stream.write(text)
             os.chmod(temporary, 0o644)  # mkstemp makes 0600; documents are for sharing
             os.replace(temporary, path)
         except BaseException:

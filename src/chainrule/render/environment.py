@@ -111,6 +111,8 @@ _MATH_SYMBOLS = {
     "′": "'", "√": r"\surd{}", "Σ": r"\Sigma{}", "Π": r"\Pi{}", "≠": r"\neq{}", "≤": r"\leq{}",
     "≥": r"\geq{}", "∈": r"\in{}", "∞": r"\infty{}", "→": r"\to{}", "×": r"\times{}", "±": r"\pm{}",
     "⁻": "^{-}", "⁺": "^{+}", "∑": r"\sum{}", "≈": r"\approx{}", "ℓ": r"\ell{}",
+    # and of prose about norms and gradients: ‖∂L/∂W‖, −1, u ⊙ v, a · b
+    "‖": r"\|", "∂": r"\partial{}", "−": "-", "⊙": r"\odot{}", "·": r"\cdot{}",
 }  # fmt: skip
 _GREEK_CAPITALS = {"Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"}
 
