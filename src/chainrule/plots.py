@@ -170,22 +170,21 @@ def heatmap(
     >>> svg.startswith("<svg ") and "<image" in svg
     True
     """
-    import numpy as np
     from matplotlib.colors import LogNorm
     from matplotlib.ticker import MaxNLocator
 
-    grid = np.array([_points(row, True) for row in values], dtype=float)
+    grid = [_points(row, True) for row in values]
+    finite = [v for row in grid for v in row if not math.isnan(v)]
 
     def draw(fig, ax) -> None:
         ax.grid(False)
         ax.set_xlabel(_literal(xlabel))
         ax.set_ylabel(_literal(ylabel))
-        if np.isnan(grid).all():
+        if not finite:
             ax.set_axis_off()
             ax.text(0.5, 0.5, "nothing to plot", transform=ax.transAxes, ha="center", va="center", color="#5f6368")
             return
-        finite = grid[~np.isnan(grid)]
-        low, high = float(finite.min()), float(finite.max())
+        low, high = min(finite), max(finite)
         if high <= low:
             low, high = low / 10, high * 10
         extent = (columns[0] - 0.5, columns[-1] + 0.5, rows[-1] + 0.5, rows[0] - 0.5)
@@ -245,10 +244,21 @@ def _decade(value: float, _position=None) -> str:
 
 
 def _plain_log_labels(axis) -> None:
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    """Decades as 10ⁿ; where the axis spans less than two decades, its other ticks as plain numbers too."""
+    from matplotlib.ticker import Formatter
 
-    axis.set_major_formatter(FuncFormatter(_decade))
-    axis.set_minor_formatter(NullFormatter())
+    class Labels(Formatter):
+        def __call__(self, value, position=None):
+            decade = _decade(value)
+            if decade or not value > 0:
+                return decade
+            low, high = sorted(self.axis.get_view_interval())
+            narrow = low > 0 and math.log10(high / low) < 2
+            # 2, 3 and 5 of each decade: enough to read the axis, few enough not to collide
+            return f"{value:.2g}".replace("-", "−") if narrow and f"{value:.1e}"[0] in "235" else ""
+
+    axis.set_major_formatter(Labels())
+    axis.set_minor_formatter(Labels())
 
 
 def _chart(draw, title: str, fmt: str, size: tuple[float, float] = FIGSIZE) -> str | bytes:

@@ -242,21 +242,17 @@ def flow_json(study: FlowStudy) -> str:
         clipping = {"activation": k.combination.activation, "init": k.combination.init, "depth": k.combination.depth,
                     "learning_rate": k.learning_rate, "clip_norm": k.clip_norm,
                     "without": part(k.without), "with_clipping": part(k.with_clipping)}  # fmt: skip
-    from ..flow import SATURATED
-
     settings = {
         "data": s.data, "width": s.width, "batch_size": s.batch_size, "epochs": s.epochs, "seed": s.seed,
         "seeds": s.seeds, "learning_rate": s.learning_rate, "optimizer": "sgd", "clip_norm": s.clip_norm,
         "clip_learning_rate": s.clip_learning_rate, "vanishing": s.vanishing, "exploding": s.exploding,
-        "saturated_below": SATURATED,
+        "saturated_below": study.saturated_below,
     }  # fmt: skip
     doc = {"version": __version__, "runs": runs, "clipping": clipping, "settings": settings}
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def _context(study: FlowStudy, drawn: list[tuple[Chart, Any]], figures: str) -> dict[str, Any]:
-    from ..flow import SATURATED
-
     deepest = _deepest(study)
     return {
         "title": "Gradient flow: vanishing and exploding gradients, measured",
@@ -266,7 +262,7 @@ def _context(study: FlowStudy, drawn: list[tuple[Chart, Any]], figures: str) -> 
         "charts": drawn,
         "figures": figures,
         "deepest": deepest,
-        "saturated_below": SATURATED,
+        "saturated_below": study.saturated_below,
         "theory": None,
     }
 
