@@ -274,6 +274,21 @@ def test_the_json_has_the_documented_shape(report: Path) -> None:
     assert doc["clipping"]["learning_rate"] == 0.5 and doc["clipping"]["depth"] == 4
 
 
+def test_the_report_derives_the_bounds_of_its_example_network(report: Path) -> None:
+    """Item 3: the symbolic section, for a network with a sigmoid, a relu and a tanh layer, in every document."""
+    html = (report / "a" / "flow.html").read_text()
+    md = (report / "a" / "flow.md").read_text()
+    tex = (report / "a" / "flow.tex").read_text()
+    assert '<section id="flow">' in html and "How large f′ gets: sigmoid" in html
+    for name in ("sigmoid", "tanh", "relu"):
+        assert f"How large f′ gets: {name}" in html and f"How large f′ gets: {name}" in md
+        assert f"How large f\\ensuremath{{'}} gets: {name}" in tex
+    doc = json.loads((report / "a" / "flow.json").read_text())
+    sups = {name: b["sup"] for name, b in doc["theory"]["activations"].items()}
+    assert sups == {"sigmoid": 0.25, "tanh": 1.0, "relu": 1.0}
+    assert doc["theory"]["numbers"]["holds"] is True
+
+
 def test_every_chart_is_in_every_document(report: Path) -> None:
     html = (report / "a" / "flow.html").read_text()
     md = (report / "a" / "flow.md").read_text()

@@ -440,7 +440,7 @@ def _flow(args: argparse.Namespace) -> int:
             print(f"chainrule flow: {done}/{total} {label}", file=sys.stderr, flush=True)
 
     result = study(settings, progress)
-    theory = _flow_theory(settings)
+    theory = _flow_theory(args.spec)
     from .render import save
 
     documents = flow_documents(result, out, stem, args.format or ("html", "json", "md", "tex"), theory)
@@ -459,9 +459,28 @@ def _flow(args: argparse.Namespace) -> int:
     return 0
 
 
-def _flow_theory(settings):
-    """The symbolic section for the report, if the theory module provides one."""
-    return None
+def _flow_theory(spec: str | None):
+    """The report's symbolic section: for the SPEC's network if it is small enough to derive, else for ``FLOW_EXAMPLE``."""
+    from .derive import derive
+    from .flow import FLOW_EXAMPLE, THEORY_PARAMETERS
+    from .network import load
+    from .numeric import worked_example
+    from .render.flow import theory
+
+    network, lead = FLOW_EXAMPLE, (
+        "Derived for a small network with one hidden layer of each of sigmoid, tanh and relu, so that each "
+        "activation's bound appears once, with its own numbers at a worked example."
+    )
+    if spec is not None:
+        given = load(spec)
+        size = sum(math.prod(shape) for shape in given.parameter_shapes().values())
+        if size <= THEORY_PARAMETERS:
+            network, lead = given, f"Derived for the network of {Path(spec).name}, with its own numbers at a worked example."
+        else:
+            lead += (f" ({Path(spec).name} has {size} parameters; its scalar derivation is left to chainrule derive, "
+                     f"and this section shows at most {THEORY_PARAMETERS}.)")  # fmt: skip
+    derivation = derive(network)
+    return theory(derivation, worked_example(derivation), lead)
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -57,6 +57,17 @@ DEFAULT_DEPTHS = (5, 10, 20)
 CLIP_STUDY = ("relu", "he_normal")
 
 
+#: The network the report's symbolic section derives: one hidden layer of each of sigmoid,
+#: tanh and relu, so the three famous bounds appear (σ′ ≤ 1/4, tanh′ ≤ 1, relu′ ∈ {0, 1}).
+FLOW_EXAMPLE = Network(
+    # In this order no relu unit of the worked example (seed 0) is off, so no δ below it is 0.
+    2, (Dense(2, "sigmoid"), Dense(2, "relu"), Dense(2, "tanh"), Dense(1, "sigmoid")), "bce",
+    title="Three hidden layers: sigmoid, relu, tanh",
+)  # fmt: skip
+#: A spec with at most this many parameters gets its own symbolic section in the report.
+THEORY_PARAMETERS = 200
+
+
 class FlowError(ValueError):
     """A bad option of ``chainrule flow``: the message names the option and what would be right."""
 

@@ -13,7 +13,10 @@ JSON contract (keys may be added, not changed)::
                   "without": {"diverged": bool, "training": [...], "steps": [{"step", "loss", "norm", "clipped_norm"}]},
                   "with_clipping": {...}} | null,
      "settings": {"data", "width", "batch_size", "epochs", "seed", "seeds", "learning_rate", "clip_norm",
-                  "clip_learning_rate", "vanishing", "exploding", "optimizer": "sgd", "saturated_below"}}
+                  "clip_learning_rate", "vanishing", "exploding", "optimizer": "sgd", "saturated_below"},
+     "theory": {"network": str, "activations": {name: {"sup", "at", ...}}, "layers", "product", "numbers"} | null}
+
+``"theory"`` is the symbolic section's data (``flow_section.flow_document``) for its network.
 
 Epoch 0 of ``training`` is the state at initialization. Numbers that are not finite are null.
 The HTML inlines its charts as SVG; Markdown links SVG files and LaTeX PDF files, both
@@ -32,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup
 
 from .. import __version__, plots
-from .environment import html_environment, latex_environment, markdown_environment
+from .environment import TeX, html_environment, latex_environment, markdown_environment
 
 if TYPE_CHECKING:
     from ..flow import FlowStudy, Run, Training
@@ -207,7 +210,7 @@ def _training(t: Training) -> list[dict[str, Any]]:
             for e in t.epochs]  # fmt: skip
 
 
-def flow_json(study: FlowStudy) -> str:
+def flow_json(study: FlowStudy, theory: Theory | None = None) -> str:
     s = study.settings
     runs = []
     for r in study.runs:
@@ -248,7 +251,8 @@ def flow_json(study: FlowStudy) -> str:
         "clip_learning_rate": s.clip_learning_rate, "vanishing": s.vanishing, "exploding": s.exploding,
         "saturated_below": study.saturated_below,
     }  # fmt: skip
-    doc = {"version": __version__, "runs": runs, "clipping": clipping, "settings": settings}
+    doc = {"version": __version__, "runs": runs, "clipping": clipping, "settings": settings,
+           "theory": None if theory is None else {"network": theory.network, **theory.data}}
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
@@ -277,7 +281,7 @@ def render_flow(study: FlowStudy, fmt: str, stem: str = "flow", theory: Any = No
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if fmt == "json":
-        return {f"{stem}.json": flow_json(study)}
+        return {f"{stem}.json": flow_json(study, theory)}
     drawings = {} if drawings is None else drawings
     figures = f"{stem}-figures"
     files: dict[str, str | bytes] = {}
@@ -312,6 +316,44 @@ def flow_documents(study: FlowStudy, out_dir: str | Path, stem: str = "flow", fo
         for name, body in render_flow(study, fmt, stem, theory, drawings).items():
             out[Path(out_dir) / name] = body
     return out
+
+
+@dataclass(frozen=True)
+class Theory:
+    """The derivation documents' gradient-flow section for one network, rendered for each format of the report."""
+
+    key: str
+    title: str
+    html: Markup
+    md: str
+    tex: str
+    #: The same as data, for the report's JSON (``flow_section.flow_document``).
+    data: Mapping[str, Any]
+    network: str  # its title
+
+
+def theory(derivation: Any, example: Any, lead: str) -> Theory:
+    """The gradient-flow section of ``derivation``'s documents (``render/flow_section.py``) as fragments of the report.
+
+    ``lead`` is one sentence saying which network it is and why. The section is built once
+    and printed with the derivation's own notation, by the same macros as its documents.
+    """
+    from ..layers import layer_rules
+    from . import Shared, _context
+    from .flow_section import flow_document, flow_section
+
+    section = flow_section(derivation, example)
+    rules = layer_rules(derivation.network)
+    notation = {**derivation.notation, **rules.notation}
+    shared = Shared((section,), rules, None, notation)
+    out = {}
+    for fmt, make, name in (("html", html_environment, "flow_theory.html"), ("md", markdown_environment, "flow_theory.md"),
+                            ("tex", latex_environment, "flow_theory.tex")):  # fmt: skip
+        context = {**_context(derivation, example, shared), "s": section, "lead": lead}
+        out[fmt] = make(notation).get_template(name).render(context)
+    # Already escaped where they were printed: the report's templates take them as they are.
+    return Theory(section.key, section.title, Markup(out["html"]), TeX(out["md"]), TeX(out["tex"]),
+                  flow_document(derivation, example), derivation.network.title or "")
 
 
 def verdict_counts(study: FlowStudy) -> Mapping[str, int]:
