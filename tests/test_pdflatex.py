@@ -6,7 +6,6 @@ pdflatex runs with -no-shell-escape and -halt-on-error, in a fresh folder per do
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import unicodedata
 from pathlib import Path
@@ -164,9 +163,7 @@ def test_titles_in_latin_scripts_compile(tmp_path: Path, title: str) -> None:
 def test_title_reads_as_written_in_the_pdf(tmp_path: Path) -> None:
     """The title's characters come out of the PDF as themselves (< > | included)."""
     pdflatex()
-    pdftotext = shutil.which("pdftotext")
-    if pdftotext is None:
-        pytest.skip("pdftotext (poppler-utils) is not installed; it reads the PDF's text back")
+    pdftotext = required_program("pdftotext")  # poppler-utils: reads the PDF's text back
     title = "a <b> | c & 50% #1 {x} ü"
     net = Network(1, (Dense(1, "identity"),), "mse", title=title)
     compiled = compile_tex(tmp_path, _document(net))
