@@ -6,7 +6,8 @@ Contract (keys may be added, not changed)::
      "parameters": {"W1": {"value": [[...]], "gradient": [[...]], "updated": [[...]]}, "b1": {...}, ...},
      "layer_rules": {"forward": [{"label", "layer", "lhs", "rhs", "code", "note"}, ...], "loss": [...],
                      "backward": [...], "kernels": [{"name", "args", "expr", "title"}, ...],
-                     "proof": {"batch", "entries", "identical", "expanded", "evaluated", "failures", "passed"} | null}}
+                     "proof": {"batch", "entries", "identical", "expanded", "evaluated", "failures", "passed"} | null},
+     "gradient_flow": {"activations", "layers", "product", "numbers"}}   (render/flow_section.py)
 
 The layer rules' ``lhs`` and ``rhs`` are LaTeX, as the documents write them; a kernel's
 ``expr`` is in the formula language (``chainrule.expr``), or null where it cannot say it
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..expr import to_formula
 from ..graph import parameter_names
 from ..kinds import KINDS
+from .flow_section import flow_document
 from .printing import latex_printer, plain_printer, text_name
 from .steps import closed_form_shown
 
@@ -186,6 +188,7 @@ def json_document(
             "passed": check.passed,
             "kinks": {str(p): {"left": left, "right": right} for p, (left, right) in check.kinks.items()},
         }
+    doc["gradient_flow"] = flow_document(derivation, example)
     if rules is not None:
         doc["layer_rules"] = layer_rules_document(derivation, rules, proof)
     doc["symbols"] = {str(s): text_name(s, derivation.notation) for s in graph.notation}

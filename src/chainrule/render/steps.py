@@ -622,6 +622,9 @@ def sections(
     d: Derivation, ex: WorkedExample | None, rules: LayerRules | None = None, proof: Proof | None = None
 ) -> tuple[Section, ...]:
     """The outline; with ``rules`` (and their ``proof``), the batch-level rules come last."""
+    # The gradient-flow section builds on the pieces defined here, so it is imported when used.
+    from .flow_section import flow_section
+
     # The kinds of local derivative already shown step by step, in reading order.
     explained: dict = {}
     outline = (
@@ -629,6 +632,7 @@ def sections(
         activation_section(d),
         backward_section(d, ex, explained),
         gradient_section(d, ex, explained),
+        flow_section(d, ex),
         input_section(d, ex, explained),
         equation_section(d, ex),
     )
