@@ -308,15 +308,21 @@ def _derive(args: argparse.Namespace) -> int:
 
 
 def _save(documents, out: str) -> int:
-    """Write the documents and list them; 0, or the exit code of a failed write."""
+    """Write the documents and list them (files in a folder of their own, like figures, as one line); 0, or the exit code of a failed write."""
     from .render import save
 
     try:
         paths = save(documents)
     except OSError as exc:
         return _fail(f"--out: cannot write to {out} ({exc.strerror or exc})")
+    folders: dict[Path, int] = {}
     for path in paths:
-        print(path)
+        if path.parent == Path(out):
+            print(path)
+        else:
+            folders[path.parent] = folders.get(path.parent, 0) + 1
+    for folder, count in folders.items():
+        print(f"{folder}/ ({count} files)")
     return 0
 
 
@@ -441,19 +447,9 @@ def _flow(args: argparse.Namespace) -> int:
 
     result = study(settings, progress)
     theory = _flow_theory(args.spec)
-    from .render import save
-
-    documents = flow_documents(result, out, stem, args.format or ("html", "json", "md", "tex"), theory)
-    try:
-        paths = save(documents)
-    except OSError as exc:
-        return _fail(f"--out: cannot write to {args.out} ({exc.strerror or exc})")
-    figures = [p for p in paths if p.parent != out]
-    for path in paths:
-        if path.parent == out:
-            print(path)
-    if figures:
-        print(f"{figures[0].parent}/ ({len(figures)} figures)")
+    written = _save(flow_documents(result, out, stem, args.format or ("html", "json", "md", "tex"), theory), args.out)
+    if written:
+        return written
     counts = verdict_counts(result)
     print(f"{len(result.runs)} runs: {counts['vanishing']} vanishing, {counts['healthy']} healthy, {counts['exploding']} exploding")
     return 0

@@ -413,10 +413,7 @@ def train(model: Model, params: dict[str, np.ndarray], data: Dataset, probe: tup
         if diverged:
             history.append(TrainingEpoch(epoch, math.nan, nan))
             continue
-        parts = batches(len(X), batch_size, rng)
-        if model.network.couples_batch and len(parts) > 1 and len(parts[-1]) == 1:
-            parts[-2:] = [np.concatenate(parts[-2:])]  # batch norm needs two rows (as train.fit does)
-        for rows in parts:
+        for rows in batches(len(X), batch_size, rng, pairs=model.network.couples_batch):
             with np.errstate(all="ignore"):
                 loss, grads = model.loss_and_grad(params, X[rows], Y[rows])
                 norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))

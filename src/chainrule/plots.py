@@ -15,6 +15,8 @@ import math
 from collections.abc import Mapping, Sequence
 from xml.dom import minidom
 
+from .symbols import superscript
+
 #: Drawn size in inches (at 72 points per inch: 518 × 259 pt); the page scales it down.
 FIGSIZE = (7.2, 3.6)
 #: Up to this many points a curve shows a marker at each one; beyond, only the line.
@@ -225,9 +227,6 @@ def histograms(
     return _chart(draw, title, fmt)
 
 
-_SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
 def _decade(value: float, _position=None) -> str:
     """A log axis's tick label as plain text, 10⁻³: matplotlib's own ($10^{-3}$) costs a mathtext layout each.
 
@@ -239,8 +238,8 @@ def _decade(value: float, _position=None) -> str:
     exponent = math.log10(value)
     if abs(exponent - round(exponent)) > 1e-9:
         return ""
-    k = int(round(exponent))
-    return {0: "1", 1: "10"}.get(k, "10" + str(k).translate(_SUPERSCRIPTS))
+    k = round(exponent)
+    return {0: "1", 1: "10"}.get(k, "10" + superscript(k))
 
 
 def _plain_log_labels(axis) -> None:

@@ -57,5 +57,5 @@ class Node:
 
 
 def superscript(number: int) -> str:
-    """A layer number as Unicode superscript digits, for plain text: the 3 of a⁽³⁾."""
-    return str(number).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    """A layer number (or a power of ten) as Unicode superscript digits, for plain text: the 3 of a⁽³⁾, the −3 of 10⁻³."""
+    return str(number).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))

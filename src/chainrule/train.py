@@ -195,16 +195,25 @@ def _whole(value: Any, key: str, low: int, high: int) -> int:
     return value
 
 
-def batches(n: int, size: int | None, rng: np.random.Generator) -> list[np.ndarray]:
+def batches(n: int, size: int | None, rng: np.random.Generator, pairs: bool = False) -> list[np.ndarray]:
     """One epoch's batches: the rows shuffled, cut into ``size`` (the last one may be smaller).
+
+    With ``pairs`` (batch norm, which has no statistics over one example) a last lone row
+    joins the batch before it (one batch of size + 1) rather than being dropped, so every row
+    is still seen once per epoch.
 
     >>> [b.tolist() for b in batches(5, 2, np.random.default_rng(0))]
     [[2, 4], [3, 0], [1]]
+    >>> [b.tolist() for b in batches(5, 2, np.random.default_rng(0), pairs=True)]
+    [[2, 4], [3, 0, 1]]
     """
     if size is None or size >= n:
         return [np.arange(n)]
     order = rng.permutation(n)
-    return [order[i : i + size] for i in range(0, n, size)]
+    parts = [order[i : i + size] for i in range(0, n, size)]
+    if pairs and len(parts) > 1 and len(parts[-1]) == 1:
+        parts[-2:] = [np.concatenate(parts[-2:])]
+    return parts
 
 
 class _Diverged(Exception):
@@ -297,12 +306,7 @@ def fit(
             for epoch in range(1, run.epochs + 1):
                 started = time.perf_counter()
                 rate = schedule.rate(run.learning_rate, epoch - 1, run.epochs, run.hyperparameters)
-                parts = batches(len(X), size, rng)
-                if model.network.couples_batch and len(parts) > 1 and len(parts[-1]) == 1:
-                    # Batch norm has no statistics over one example: the last lone row joins the
-                    # batch before it (one batch of size + 1) rather than being dropped, so every
-                    # row is still seen once per epoch.
-                    parts[-2:] = [np.concatenate(parts[-2:])]
+                parts = batches(len(X), size, rng, pairs=model.network.couples_batch)
                 norms = np.zeros(len(stages))
                 for i, rows in enumerate(parts, start=1):
                     loss, grads = model.loss_and_grad(params, X[rows], Y[rows], state=running, rng=masks)

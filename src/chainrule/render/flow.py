@@ -35,7 +35,9 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup
 
 from .. import __version__, plots
+from ..symbols import superscript
 from .environment import TeX, html_environment, latex_environment, markdown_environment
+from .training import json_value
 
 if TYPE_CHECKING:
     from ..flow import FlowStudy, Run, Training
@@ -50,14 +52,6 @@ class Chart:
     key: str
     caption: str
     draw: Any  # fmt -> str (svg) | bytes (pdf)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _deepest(study: FlowStudy) -> list[Run]:
@@ -166,9 +160,6 @@ def charts(study: FlowStudy) -> list[Chart]:
     return out
 
 
-_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
 def _sig(value: float | None) -> str:
     """Three significant digits, a power of ten written out.
 
@@ -183,7 +174,7 @@ def _sig(value: float | None) -> str:
     if "e" not in text:
         return text.replace("-", "−")
     mantissa, exponent = text.split("e")
-    return f"{mantissa.replace('-', '−')} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+    return f"{mantissa.replace('-', '−')} × 10{superscript(int(exponent))}"
 
 
 def _sig_tex(value: float | None) -> Any:
@@ -206,7 +197,7 @@ def _slug(text: str) -> str:
 
 
 def _training(t: Training) -> list[dict[str, Any]]:
-    return [{"epoch": e.epoch, "loss": _finite(e.loss), "weight_gradient_norms": _finite(list(e.weight_gradient_norms))}
+    return [{"epoch": e.epoch, "loss": json_value(e.loss), "weight_gradient_norms": json_value(list(e.weight_gradient_norms))}
             for e in t.epochs]  # fmt: skip
 
 
@@ -220,16 +211,16 @@ def flow_json(study: FlowStudy, theory: Theory | None = None) -> str:
             "activation": c.activation, "init": c.init, "remedy": c.remedy, "depth": c.depth, "width": r.width,
             "seeds": list(r.seeds), "layers": list(r.layers),
             "at_init": {
-                "weight_gradient_norms": _finite(list(a.weight_gradient_norms)),
-                "delta_norms": _finite(list(a.delta_norms)),
-                "activation_mean": _finite(list(a.activation_mean)),
-                "activation_std": _finite(list(a.activation_std)),
-                "saturated_fraction": _finite(list(a.saturated_fraction)),
-                "weight_gradient_norms_spread": _finite([list(p) for p in r.spread]),
+                "weight_gradient_norms": json_value(list(a.weight_gradient_norms)),
+                "delta_norms": json_value(list(a.delta_norms)),
+                "activation_mean": json_value(list(a.activation_mean)),
+                "activation_std": json_value(list(a.activation_std)),
+                "saturated_fraction": json_value(list(a.saturated_fraction)),
+                "weight_gradient_norms_spread": json_value([list(p) for p in r.spread]),
             },
-            "ratio_first_to_last": _finite(r.ratio),
+            "ratio_first_to_last": json_value(r.ratio),
             "verdict": r.verdict,
-            "activation_std_growth": _finite(r.std_growth),
+            "activation_std_growth": json_value(r.std_growth),
             "training_diverged": r.training.diverged,
             "training": _training(r.training),
         })  # fmt: skip
@@ -239,8 +230,8 @@ def flow_json(study: FlowStudy, theory: Theory | None = None) -> str:
 
         def part(t: Training) -> dict[str, Any]:
             return {"diverged": t.diverged, "training": _training(t),
-                    "steps": [{"step": x.step, "loss": _finite(x.loss), "norm": _finite(x.norm),
-                               "clipped_norm": _finite(x.clipped_norm)} for x in t.steps]}  # fmt: skip
+                    "steps": [{"step": x.step, "loss": json_value(x.loss), "norm": json_value(x.norm),
+                               "clipped_norm": json_value(x.clipped_norm)} for x in t.steps]}  # fmt: skip
 
         clipping = {"activation": k.combination.activation, "init": k.combination.init, "depth": k.combination.depth,
                     "learning_rate": k.learning_rate, "clip_norm": k.clip_norm,

@@ -45,6 +45,7 @@ from ..kinds import KINDS
 from ..symbols import superscript
 from .printing import plain_printer
 from .steps import EQ, MINUS, PLUS, Block, Number, Op, Row, Section, written_size
+from .training import json_value
 
 if TYPE_CHECKING:
     from ..derive import Derivation
@@ -492,17 +493,6 @@ def _number_blocks(d: Derivation, numbers: FlowNumbers, bounds) -> list[Block]:
     ]
 
 
-def _finite(value: float | None) -> float | None:
-    """A number for JSON, which has no infinity: null where a bound is unbounded."""
-    return None if value is None or not math.isfinite(value) else value
-
-
-def _floats(values) -> Any:
-    if values is None:
-        return None
-    return [_finite(v) for v in values] if isinstance(values, tuple) else _finite(values)
-
-
 def flow_document(derivation: Derivation, example: WorkedExample | None) -> dict[str, Any]:
     """The gradient-flow section as data for the JSON document: the bounds, the product, the numbers.
 
@@ -523,7 +513,7 @@ def flow_document(derivation: Derivation, example: WorkedExample | None) -> dict
         points = [str(p) for s in bound.steps for p in getattr(s, "points", ())]
         limits = {str(s.direction): text(s.value) for s in bound.steps if isinstance(s, Limit)}
         activations[stage.choice.label] = {
-            "derivative": text(bound.derivative), "sup": _finite(bound.sup_value), "sup_exact": text(bound.sup),
+            "derivative": text(bound.derivative), "sup": json_value(bound.sup_value), "sup_exact": text(bound.sup),
             "at": text(bound.at), "attained": bound.attained, "values": text(bound.values),
             "critical_points": points, "limits": limits,
         }  # fmt: skip
@@ -548,10 +538,10 @@ def flow_document(derivation: Derivation, example: WorkedExample | None) -> dict
             "norm": "frobenius over the batch" if flow.coupled else "euclidean per example",
             "examples": flow.examples,
             "holds": flow.holds,
-            "factors": [{"stage": f.stage, "kind": f.kind, "slope_sup": _floats(f.slope_sup), "slope_here": _floats(f.slope_here),
-                         "weight_norm": _floats(f.weight_norm), "scale_sup": _floats(f.scale_sup), "scale_here": _floats(f.scale_here)}
+            "factors": [{"stage": f.stage, "kind": f.kind, "slope_sup": json_value(f.slope_sup), "slope_here": json_value(f.slope_here),
+                         "weight_norm": json_value(f.weight_norm), "scale_sup": json_value(f.scale_sup), "scale_here": json_value(f.scale_here)}
                         for f in flow.factors],
-            "stages": [{"stage": r.stage, "quantity": r.quantity, "measured": _floats(r.measured), "bound": _floats(r.bound),
-                        "sharper": _floats(r.sharper)} for r in flow.stages],
+            "stages": [{"stage": r.stage, "quantity": r.quantity, "measured": json_value(r.measured), "bound": json_value(r.bound),
+                        "sharper": json_value(r.sharper)} for r in flow.stages],
         }  # fmt: skip
     return {"activations": activations, "layers": layers, "product": product, "numbers": numbers}

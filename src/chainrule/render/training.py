@@ -226,7 +226,7 @@ def _html(result: TrainingResult, rule: UpdateRule | None, notation: Mapping) ->
     return env.get_template("training.html").render(_context(result, rule))
 
 
-def _plain(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     """A record's field as JSON: mappings as objects, sequences as arrays, non-finite numbers as null."""
     if value is None or isinstance(value, (bool, str)):
         return value
@@ -235,14 +235,14 @@ def _plain(value: Any) -> Any:
     if isinstance(value, numbers.Real):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [json_value(v) for v in value]
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def _record(obj: Any) -> dict[str, Any]:
-    return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
+    return {f.name: json_value(getattr(obj, f.name)) for f in fields(obj)}
 
 
 def training_json(result: TrainingResult, rule: UpdateRule | None = None) -> str:
@@ -254,18 +254,18 @@ def training_json(result: TrainingResult, rule: UpdateRule | None = None) -> str
         "val_size": result.val_size,
         "test_size": result.test_size,
         "classes": list(result.classes),
-        "test_loss": _plain(result.test_loss),
-        "test_accuracy": _plain(result.test_accuracy),
+        "test_loss": json_value(result.test_loss),
+        "test_accuracy": json_value(result.test_accuracy),
         "history": [_record(e) for e in result.history],
-        "state": {r.name: [_plain(v) for v in r.values] for r in _state_rows(result.state)},
+        "state": {r.name: [json_value(v) for v in r.values] for r in _state_rows(result.state)},
     }
     if rule is not None:
         doc["update"] = {
             "optimizer": rule.optimizer.name,
-            "hyperparameters": {p.name: _plain(v) for p, v in rule.values},
+            "hyperparameters": {p.name: json_value(v) for p, v in rule.values},
             "equations": [{"target": str(u.target), "expr": str(u.expr)} for u in rule.optimizer.updates],
             "worked": [
-                {"target": str(w.target), "expr": str(w.expr), "substituted": str(w.substituted), "value": _plain(w.value)}
+                {"target": str(w.target), "expr": str(w.expr), "substituted": str(w.substituted), "value": json_value(w.value)}
                 for w in rule.worked
             ],
         }
