@@ -416,10 +416,10 @@ def train(model: Model, params: dict[str, np.ndarray], data: Dataset, probe: tup
         for rows in batches(len(X), batch_size, rng, pairs=model.network.couples_batch):
             with np.errstate(all="ignore"):
                 loss, grads = model.loss_and_grad(params, X[rows], Y[rows])
-                norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
-                after = norm
-                if clip_norm is not None:
-                    grads, _ = clip_by_norm(grads, clip_norm)
+                if clip_norm is None:
+                    norm = after = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+                else:
+                    grads, norm = clip_by_norm(grads, clip_norm)  # and the norm before clipping
                     after = min(norm, clip_norm)
                 t += 1
                 steps.append(Step(t, loss if math.isfinite(loss) else math.nan, norm, after))
@@ -433,11 +433,16 @@ def train(model: Model, params: dict[str, np.ndarray], data: Dataset, probe: tup
     return Training(learning_rate, clip_norm, tuple(history), tuple(steps), diverged)
 
 
+def _compiled(c: Combination, s: FlowSettings, data: Dataset) -> tuple[Model, tuple[np.ndarray, np.ndarray]]:
+    """The combination's network compiled, and the batch every measurement of it uses (the first training rows)."""
+    model = compile(network_for(c, data.X_train.shape[1], data.Y_train.shape[1], s.width))
+    return model, (data.X_train[: s.batch_size], data.Y_train[: s.batch_size])
+
+
 def run(c: Combination, s: FlowSettings, data: Dataset, learning_rate: float | None = None) -> Run:
     """Measure one combination at initialization over ``s.seeds`` seeds, then train it briefly."""
-    network = network_for(c, data.X_train.shape[1], data.Y_train.shape[1], s.width)
-    model = compile(network)
-    probe = (data.X_train[: s.batch_size], data.Y_train[: s.batch_size])
+    model, probe = _compiled(c, s, data)
+    network = model.network
     seeds = tuple(range(s.seed, s.seed + s.seeds))
     measured, activations = [], {}
     for k, seed in enumerate(seeds):
@@ -508,9 +513,7 @@ def _study(s: FlowSettings, progress: Callable[[int, int, str], None] | None) ->
     clipping = None
     if s.clip_study is not None:
         c = s.clip_study
-        network = network_for(c, data.X_train.shape[1], data.Y_train.shape[1], s.width)
-        model = compile(network)
-        probe = (data.X_train[: s.batch_size], data.Y_train[: s.batch_size])
+        model, probe = _compiled(c, s, data)
         trained = []
         for clip in (None, s.clip_norm):
             params = model.init_params(seed=s.seed, scheme=c.init)
