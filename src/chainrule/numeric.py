@@ -38,6 +38,21 @@ _CHECK_POINTS = 2048
 
 
 @dataclass(frozen=True)
+class Sample:
+    """Where an example taken from a data set comes from: the set, the part, the rows, their classes."""
+
+    data: str
+    #: The data set's title ("Hand-written digits …").
+    title: str
+    #: Row numbers (from 1) of the training part, one per example of the batch.
+    rows: tuple[int, ...]
+    #: Each row's class, by name.
+    classes: tuple[str, ...]
+    #: For an image set, each example's pixels as rows (height × width), as loaded (not standardized).
+    images: tuple[tuple[tuple[float, ...], ...], ...] = ()
+
+
+@dataclass(frozen=True)
 class Point:
     """The numbers the example starts from, and which of them the seed drew."""
 
@@ -51,6 +66,8 @@ class Point:
     default_rate: bool = False
     #: Dropout masks by array name ("M3"), rows by units: entries 0 or 1/(1 − p).
     masks: Mapping[str, np.ndarray] = field(default_factory=dict)
+    #: When x and y are rows of the data set the spec trains on: which rows.
+    sample: Sample | None = None
 
 
 @dataclass(frozen=True)
@@ -109,9 +126,18 @@ def draw_point(network: Network, seed: int = 0) -> Point:
         return np.asarray(value, dtype=float)
 
     shape = (batch, network.inputs) if batch > 1 else network.inputs
-    x = pick("x", given and given.x, rng.uniform(-1, 1, shape))
+    fresh_x = rng.uniform(-1, 1, shape)
     targets = np.array([_targets(rng, network) for _ in range(batch)]) if batch > 1 else _targets(rng, network)
+    # A spec that trains on a data set gets a real example of it (a digit, a flower), unless
+    # it gives x and y itself; the uniform draws above still happen, so later draws stay put.
+    sample = None if given and (given.x is not None or given.y is not None) else _sample(network, seed)
+    if sample is not None:
+        fresh_x, targets, sample = sample
+        fresh_x, targets = (fresh_x, targets) if batch > 1 else (fresh_x[0], targets[0])
+    x = pick("x", given and given.x, fresh_x)
     y = pick("y", given and given.y, targets)
+    if sample is not None:
+        drawn.clear()  # x and y are the data set's (rounded to two decimals), not the seed's
     params: dict[str, np.ndarray] = {}
     for stage in network.stages:
         kind = KINDS[stage.kind]
@@ -131,7 +157,34 @@ def draw_point(network: Network, seed: int = 0) -> Point:
     default_rate = rate is None
     if default_rate:
         rate = DEFAULT_LEARNING_RATE
-    return Point(_nested(x), _nested(y), float(rate), params, seed, tuple(drawn), default_rate, masks)
+    return Point(_nested(x), _nested(y), float(rate), params, seed, tuple(drawn), default_rate, masks, sample)
+
+
+def _sample(network: Network, seed: int) -> tuple[np.ndarray, np.ndarray, Sample] | None:
+    """Rows seed + 1 … of the training part of the spec's data set, as the network sees them (standardized).
+
+    None when the spec names no data set, or one the network cannot take: the worked example
+    then draws its numbers, and ``chainrule train`` is the one to say what is wrong.
+    """
+    from .datasets import DATASETS, DataError, load_dataset
+
+    name = (network.training or {}).get("data")
+    source = DATASETS.get(name) if isinstance(name, str) else None
+    if source is None or source.features != network.inputs:
+        return None
+    try:
+        data = load_dataset(name, outputs=network.outputs, targets=network.loss_choice.entry.targets)
+    except DataError:
+        return None
+    rows = [(seed + i) % len(data.X_train) for i in range(network.batch)]
+    images = ()
+    if getattr(source, "image", None) is not None:
+        pixels = data.X_train[rows] * data.scale + data.mean
+        images = tuple(tuple(tuple(map(float, r)) for r in p.reshape(source.image)) for p in pixels)
+    where = Sample(
+        name, source.title, tuple(r + 1 for r in rows), tuple(source.classes[data.labels_train[r]] for r in rows), images
+    )
+    return data.X_train[rows], data.Y_train[rows], where
 
 
 def _nested(values: np.ndarray) -> tuple:

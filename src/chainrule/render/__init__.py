@@ -21,6 +21,7 @@ from .diagram import network_diagram
 from .environment import html_environment, latex_environment, markdown_environment
 from .json_document import json_document
 from .steps import sections
+from .sample_view import images as sample_images
 from .summary import value_rows
 
 if TYPE_CHECKING:
@@ -65,7 +66,9 @@ def _context(derivation: Derivation, example: WorkedExample | None, shared: Shar
         "fragment": fragment,
         "diagram": network_diagram,
         # The rows of the tables of numbers: all of them, or a summary's first rows of each list.
-        "rows": value_rows(derivation),
+        "rows": value_rows(derivation, example.values if example is not None else None),
+        # The worked example's x as pictures, when it is an image of the data set (a digit).
+        "images": sample_images(example.point.sample) if example is not None else (),
     }
 
 

@@ -19,7 +19,7 @@ there are. The JSON document is never shortened.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -53,17 +53,56 @@ class More:
     count: int
     #: What they are, in the plural: "inputs", "weights of layer 1".
     what: str
+    #: The value every one of them has, when they share one (the 0s of a one-hot target).
+    each: float | None = None
 
     @property
     def text(self) -> str:
-        return f"… and {self.count} more {self.what} (all in the JSON document)"
+        each = "" if self.each is None else f", each {self.each:g}"
+        return f"… and {self.count} more {self.what}{each} (all in the JSON document)"
 
 
-def first_rows(items: Sequence, what: str) -> tuple:
-    """The first SUMMARY_ROWS of ``items``, then a ``More`` for the rest if there are any."""
+def first_rows(items: Sequence, what: str, values: Mapping | None = None, keep: Iterable = ()) -> tuple:
+    """The first SUMMARY_ROWS of ``items``, every item of ``keep`` wherever it is, and a ``More`` for each gap.
+
+    ``keep`` is what must never be hidden (the 1 of a one-hot target); ``values`` lets a gap
+    say the value its entries share.
+
+    >>> [r.text if isinstance(r, More) else r for r in first_rows(list("abcdefghij"), "letters", keep="j")]
+    ['a', 'b', 'c', 'd', 'e', 'f', 'g', '… and 2 more letters (all in the JSON document)', 'j']
+    """
     if len(items) <= SUMMARY_ROWS:
         return tuple(items)
-    return (*items[:SUMMARY_ROWS], More(len(items) - SUMMARY_ROWS, what))
+    kept = {i for i, item in enumerate(items) if item in set(keep)}
+    shown = set(kept)
+    for i in range(len(items)):
+        if len(shown) >= max(SUMMARY_ROWS, len(kept)):
+            break
+        shown.add(i)
+    rows: list = []
+    gap: list = []
+    for i, item in enumerate([*items, None]):
+        if i < len(items) and i not in shown:
+            gap.append(item)
+            continue
+        if gap:
+            shared = {values[g] for g in gap} if values is not None and all(g in values for g in gap) else set()
+            rows.append(More(len(gap), what, shared.pop() if len(shared) == 1 else None))
+            gap = []
+        if i < len(items):
+            rows.append(item)
+    return tuple(rows)
+
+
+def informative(symbols: Sequence, values: Mapping | None) -> tuple:
+    """The entries that carry a sparse list's information: its non-zero values, when most are 0.
+
+    A one-hot target's 1 says which class the example is; eight 0s say nothing alone.
+    """
+    if values is None or not all(s in values for s in symbols):
+        return ()
+    nonzero = tuple(s for s in symbols if values[s] != 0)
+    return nonzero if len(nonzero) <= SUMMARY_ROWS // 2 else ()
 
 
 def parameter_arrays(d: Derivation) -> tuple[tuple[str, tuple[sp.Symbol, ...]], ...]:
@@ -92,11 +131,15 @@ class ValueRows:
     parameters: tuple
 
 
-def value_rows(d: Derivation) -> ValueRows:
-    """Every row for a small network; for a large one the first rows of each list, array by array."""
+def value_rows(d: Derivation, values: Mapping | None = None) -> ValueRows:
+    """Every row for a small network; for a large one the first rows of each list, array by array.
+
+    ``values`` (the worked example's) keeps a sparse target's non-zero entries in a summary.
+    """
     g = d.graph
     if not is_summary(d):
         return ValueRows(g.inputs + g.targets + g.parameters, g.parameters)
     parameters = tuple(row for what, entries in parameter_arrays(d) for row in first_rows(entries, what))
-    example = first_rows(g.inputs, "inputs") + first_rows(g.targets, "targets") + parameters
+    targets = first_rows(g.targets, "targets", values, informative(g.targets, values))
+    example = first_rows(g.inputs, "inputs") + targets + parameters
     return ValueRows(example, parameters)
