@@ -41,8 +41,29 @@ SUMMARY_NOTE = 20
 LONGEST_LIST = 3
 
 
-def is_summary(d: Derivation) -> bool:
-    """Whether documents of ``d`` show representatives rather than every entry."""
+#: ``--detail``: how much a document shows; without it, the network's size decides.
+DETAILS = {
+    "brief": "one representative of each kind of step: a handout of a few pages",
+    "full": "every unit, parameter and input derived step by step, whatever the size",
+}
+#: A full document grows with the parameters times the network's size; past this many
+#: parameters it no longer fits in a browser or in pdflatex's memory.
+FULLEST = 400
+
+
+def is_summary(d: Derivation, detail: str | None = None) -> bool:
+    """Whether documents of ``d`` show representatives rather than every entry.
+
+    >>> from chainrule.network import default_network
+    >>> from chainrule.derive import derive
+    >>> d = derive(default_network())
+    >>> is_summary(d), is_summary(d, "brief"), is_summary(d, "full")
+    (False, True, False)
+    """
+    if detail not in (None, *DETAILS):
+        raise ValueError(f"detail must be one of {', '.join(DETAILS)} or None, got {detail!r}")
+    if detail is not None:
+        return detail == "brief"
     return len(d.graph.parameters) > DETAIL_LIMIT
 
 
@@ -131,13 +152,13 @@ class ValueRows:
     parameters: tuple
 
 
-def value_rows(d: Derivation, values: Mapping | None = None) -> ValueRows:
+def value_rows(d: Derivation, values: Mapping | None = None, detail: str | None = None) -> ValueRows:
     """Every row for a small network; for a large one the first rows of each list, array by array.
 
     ``values`` (the worked example's) keeps a sparse target's non-zero entries in a summary.
     """
     g = d.graph
-    if not is_summary(d):
+    if not is_summary(d, detail):
         return ValueRows(g.inputs + g.targets + g.parameters, g.parameters)
     parameters = tuple(row for what, entries in parameter_arrays(d) for row in first_rows(entries, what))
     targets = first_rows(g.targets, "targets", values, informative(g.targets, values))
