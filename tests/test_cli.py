@@ -245,12 +245,47 @@ BAD = {
         [],
         ["network.layers[0].activation", "swish"],
     ),
+    "misspelt activation": (
+        '[network]\ninputs = 2\nlayers = [ { units = 2, activation = "sigmoud" } ]\nloss = "mse"\n',
+        [],
+        ["network.layers[0].activation: unknown activation 'sigmoud'; did you mean 'sigmoid'? (use identity, sigmoid, tanh"],
+    ),
+    "misspelt loss": (GOOD_NETWORK.replace('"mse"', '"mes"'), [], ["network.loss: unknown loss 'mes'; did you mean 'mse'?"]),
+    "misspelt layer kind": (
+        GOOD_NETWORK.replace("{ units = 2 }", '{ units = 2 }, { kind = "dropuot" }'),
+        [],
+        ["network.layers[1].kind: unknown layer kind 'dropuot'; did you mean 'dropout'? (use dense, batch_norm"],
+    ),
+    "misspelt key": (
+        GOOD_NETWORK + "[example]\nlearning_rat = 0.1\n",
+        [],
+        ["example.learning_rat: unknown key 'learning_rat'; did you mean 'learning_rate'? (use W1, b1, learning_rate, x or y)"],
+    ),
     "W1 with too many columns": (
         GOOD_NETWORK + "[example]\nW1 = [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]\n",
         [],
-        ["example.W1"],
+        ["example.W1: must have shape (2, 2): 2 units × 2 inputs of layer 1, one row per unit; row 0 has 3 numbers instead of 2"],
     ),
-    "W1 with too few rows": (GOOD_NETWORK + "[example]\nW1 = [[0.1, 0.2]]\n", [], ["example.W1"]),
+    "W1 with too few rows": (
+        GOOD_NETWORK + "[example]\nW1 = [[0.1, 0.2]]\n",
+        [],
+        ["example.W1: must have shape (2, 2): 2 units × 2 inputs of layer 1, one row per unit; got 1 row instead of 2"],
+    ),
+    "b1 too long": (
+        GOOD_NETWORK + "[example]\nb1 = [0.1, 0.2, 0.3]\n",
+        [],
+        ["example.b1: must have shape (2,): one number for each of the 2 units of layer 1; got 3 numbers instead of 2"],
+    ),
+    "x too short": (
+        GOOD_NETWORK + "[example]\nx = [0.1]\n",
+        [],
+        ["example.x: must have shape (2,): one number for each of the 2 inputs of the network; got 1 number instead of 2"],
+    ),
+    "y rows of the wrong width": (
+        GOOD_NETWORK + "[example]\nx = [[0.1, 0.2], [0.3, 0.4]]\ny = [[1.0, 0.0], [0.0]]\n",
+        [],
+        ["example.y: must have shape (2, 2): 2 examples × 2 outputs of the network, one row per example; row 1 has 1 number"],
+    ),
     "missing loss": ('[network]\ninputs = 2\nlayers = [ { units = 2 } ]\n', [], ["network.loss", "missing"]),
     "missing network table": ('title = "no network"\n', [], ["network"]),
     "malformed TOML": ("[network\ninputs = 2\n", [], ["TOML"]),
@@ -305,6 +340,42 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, capsys,
     assert stdout == ""
     assert listing(tmp_path) == before
     assert (tmp_path / "a-file").read_text(encoding="utf-8") == "not a folder"
+
+
+#: explain's bad formulas: (argv after "explain", the whole line on stderr).
+BAD_FORMULAS = {
+    "misspelt function": (
+        ["sinn(x)"],
+        (
+            "chainrule: formula, column 1: unknown function 'sinn'; did you mean 'sin'? (use abs, acos, asin, atan, cos, "
+            "cosh, dirac, erf, exp, heaviside, log, max, min, relu, sigmoid, sign, sin, sinh, softplus, sqrt, step, tan "
+            "or tanh) (near 'sinn(x)')"
+        ),
+    ),
+    "misspelt function in a longer formula": (
+        ["x*sigmiod(w*x + b)"],
+        (
+            "chainrule: formula, column 3: unknown function 'sigmiod'; did you mean 'sigmoid'? (use abs, acos, asin, atan, "
+            "cos, cosh, dirac, erf, exp, heaviside, log, max, min, relu, sigmoid, sign, sin, sinh, softplus, sqrt, step, "
+            "tan or tanh) (near 'x*sigmiod(w*x + b)')"
+        ),
+    ),
+    "function far from every function": (
+        ["gamma(x)"],
+        (
+            "chainrule: formula, column 1: unknown function 'gamma'; use abs, acos, asin, atan, cos, cosh, dirac, erf, exp, "
+            "heaviside, log, max, min, relu, sigmoid, sign, sin, sinh, softplus, sqrt, step, tan or tanh (near 'gamma(x)')"
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_FORMULAS))
+def test_explain_bad_formula_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, capsys, name: str) -> None:
+    argv, line = BAD_FORMULAS[name]
+    code, stdout, stderr = run(["explain", *argv, "--out", str(tmp_path / "out")], capsys)
+    assert (code, stdout, stderr) == (2, "", line + "\n")
+    assert listing(tmp_path) == []
 
 
 # --- a real process ------------------------------------------------------------------------

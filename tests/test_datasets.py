@@ -296,13 +296,22 @@ def test_wrong_outputs_messages(name: str, outputs: int, targets: str, message: 
 def test_unknown_name() -> None:
     with pytest.raises(DataError) as caught:
         load_dataset("mnist", outputs=10)
-    assert str(caught.value) == "data: unknown data set 'mnist'; known: xor, moons, spirals, iris, breast_cancer, digits"
+    assert str(caught.value) == "data: unknown data set 'mnist'; use xor, moons, spirals, iris, breast_cancer or digits"
+
+
+def test_misspelt_name_is_suggested() -> None:
+    with pytest.raises(DataError) as caught:
+        load_dataset("digts", outputs=10)
+    assert str(caught.value) == (
+        "data: unknown data set 'digts'; did you mean 'digits'? (use xor, moons, spirals, iris, breast_cancer or digits)"
+    )
 
 
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({"targets": "labels"}, "targets: unknown kind 'labels'; known: real, unit, distribution, sign"),
+        ({"targets": "labels"}, "targets: unknown kind of targets 'labels'; use real, unit, distribution or sign"),
+        ({"targets": "sing"}, "targets: unknown kind of targets 'sing'; did you mean 'sign'? (use real, unit, distribution or sign)"),
         ({"split": (0.6, 0.2)}, "split: give three positive fractions (train, validation, test), not (0.6, 0.2)"),
         ({"split": (0.8, 0.2, 0.0)}, "split: give three positive fractions (train, validation, test), not (0.8, 0.2, 0.0)"),
         ({"split": "abc"}, "split: give three positive fractions (train, validation, test), not 'abc'"),
@@ -364,7 +373,7 @@ def test_accuracy_of_loaded_targets() -> None:
         ([], [], "unit", "accuracy: scores of shape (0, 1) do not match truth of shape (0,)"),
         ([[0, 1], [1, 0]], [0.1, 0.2], "unit", "accuracy: one score per row but 2 target columns"),
         ([[0, 1], [1, 0]], [[0.1, 0.2, 0.3]] * 2, "real", "accuracy: 3 scores per row but 2 target columns"),
-        ([0, 1], [0.1, 0.2], "labels", "targets: unknown kind 'labels'"),
+        ([0, 1], [0.1, 0.2], "labels", "targets: unknown kind of targets 'labels'"),
     ],
 )
 def test_accuracy_errors(truth: list, scores: list, targets: str, message: str) -> None:

@@ -65,3 +65,18 @@ def test_a_summary_never_hides_the_one_of_a_one_hot_target(digits):
     md = render(d, "md", ex)
     assert "| $y_{10}$ | 1 |" in md and "2 more targets, each 0" in md
     assert "row 9 of the training part of the `digits` data set" in md
+
+
+def test_a_digit_is_drawn_as_its_pixels(digits):
+    d = derive(digits)
+    ex = worked_example(d, seed=0)
+    (image,) = ex.point.sample.images
+    raw = np.asarray(image)
+    # The pixels as loaded: 0 to 16, the same digit the standardized x encodes.
+    assert raw.shape == (8, 8) and raw.min() == 0.0 and raw.max() == 16.0
+    data = load_dataset("digits", outputs=10, targets="distribution")
+    np.testing.assert_allclose((raw.reshape(-1) - data.mean) / data.scale, data.X_train[0], atol=1e-12)
+    html, tex, md = (render(d, fmt, ex) for fmt in ("html", "tex", "md"))
+    assert html.count('<rect x="') >= 64 and 'aria-label="training example 1 of digits, a 2"' in html
+    assert tex.count("\\textcolor[gray]") == 64
+    assert "█" in md and "training example 1 of digits, a 2, as loaded" in md

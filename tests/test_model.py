@@ -164,7 +164,7 @@ def test_init_schemes_have_their_scale(scheme: str) -> None:
 def test_init_keeps_prelu_alpha_and_refuses_unknown_schemes() -> None:
     model = compile(Network(2, (Dense(2, {"name": "prelu", "alpha": 0.3}), Dense(1, "identity")), "mse"))
     assert float(model.init_params()["alpha1"]) == 0.3
-    with pytest.raises(ValueError, match="unknown init scheme 'xavier'; use one of normal, uniform"):
+    with pytest.raises(ValueError, match="unknown init scheme 'xavier'; use normal, uniform"):
         model.init_params(scheme="xavier")
 
 

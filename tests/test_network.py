@@ -296,16 +296,33 @@ BAD_SPECS = {
     "activation not a string": (NETWORK.replace('"identity"', "3"), "network.layers[1].activation", "number 3"),
     "unknown loss": (NETWORK.replace('"mse"', '"xent"'), "network.loss", "xent"),
     "loss not a string": (NETWORK.replace('"mse"', "[1]"), "network.loss", "array"),
-    "W1 with too few rows": (WITH_EXAMPLE + "W1 = [[1, 2]]\n", "example.W1", "2 x 2"),
-    "W1 with too many rows": (WITH_EXAMPLE + "W1 = [[1, 2], [3, 4], [5, 6]]\n", "example.W1", "2 x 2"),
-    "W1 with a short row": (WITH_EXAMPLE + "W1 = [[1, 2], [3]]\n", "example.W1[1]", "shape 2"),
-    "W1 with a long row": (WITH_EXAMPLE + "W1 = [[1, 2, 3], [3, 4]]\n", "example.W1[0]", "shape 2"),
-    "W1 flat": (WITH_EXAMPLE + "W1 = [1, 2]\n", "example.W1[0]", "number 1"),
-    "W2 a number": (WITH_EXAMPLE + "W2 = 3\n", "example.W2", "1 x 2"),
-    "b1 too short": (WITH_EXAMPLE + "b1 = [1]\n", "example.b1", "shape 2"),
-    "b2 too long": (WITH_EXAMPLE + "b2 = [1, 2]\n", "example.b2", "shape 1"),
-    "x wrong length": (WITH_EXAMPLE + "x = [1, 2, 3]\n", "example.x", "shape 2"),
-    "y wrong length": (WITH_EXAMPLE + "y = []\n", "example.y", "shape 1"),
+    # A wrong shape is named whole, with what its axes count, at the array's field.
+    "W1 with too few rows": (
+        WITH_EXAMPLE + "W1 = [[1, 2]]\n", "example.W1",
+        "must have shape (2, 2): 2 units × 2 inputs of layer 1, one row per unit; got 1 row instead of 2",
+    ),
+    "W1 with too many rows": (WITH_EXAMPLE + "W1 = [[1, 2], [3, 4], [5, 6]]\n", "example.W1", "(2, 2): 2 units × 2 inputs of layer 1, one row per unit; got 3 rows instead of 2"),
+    "W1 with a short row": (WITH_EXAMPLE + "W1 = [[1, 2], [3]]\n", "example.W1", "(2, 2): 2 units × 2 inputs of layer 1, one row per unit; row 1 has 1 number instead of 2"),
+    "W1 with a long row": (WITH_EXAMPLE + "W1 = [[1, 2, 3], [3, 4]]\n", "example.W1", "; row 0 has 3 numbers instead of 2"),
+    "W1 flat": (WITH_EXAMPLE + "W1 = [1, 2]\n", "example.W1", "; row 0 is the number 1, not an array of 2 numbers"),
+    "W2 a number": (WITH_EXAMPLE + "W2 = 3\n", "example.W2", "(1, 2): 1 unit × 2 inputs of layer 2, one row per unit; got the number 3, not an array of 1 row"),
+    "b1 too short": (WITH_EXAMPLE + "b1 = [1]\n", "example.b1", "(2,): one number for each of the 2 units of layer 1; got 1 number instead of 2"),
+    "b2 too long": (WITH_EXAMPLE + "b2 = [1, 2]\n", "example.b2", "(1,): one number for the one unit of layer 2; got 2 numbers instead of 1"),
+    "x wrong length": (WITH_EXAMPLE + "x = [1, 2, 3]\n", "example.x", "(2,): one number for each of the 2 inputs of the network; got 3 numbers instead of 2"),
+    "y wrong length": (WITH_EXAMPLE + "y = []\n", "example.y", "(1,): one number for the one output of the network; got 0 numbers instead of 1"),
+    "x rows of different lengths": (
+        WITH_EXAMPLE + "x = [[1, 2], [3]]\ny = [[1], [2]]\n", "example.x",
+        "(2, 2): 2 examples × 2 inputs of the network, one row per example; row 1 has 1 number instead of 2",
+    ),
+    "y flat while x is rows": (
+        WITH_EXAMPLE + "x = [[1, 2], [3, 4]]\ny = [0.5]\n", "example.y",
+        "(2, 1): 2 examples × 1 output of the network, one row per example; row 0 is the number 0.5, not an array of 1 number",
+    ),
+    "an array for a number": (WITH_EXAMPLE + "x = [[1], 2]\n", "example.x[0]", "must be a number, got an array of 1 item"),
+    "y rows fewer than x rows": (
+        WITH_EXAMPLE + "x = [[1, 2], [3, 4]]\ny = [[1]]\n", "example.y",
+        "(2, 1): 2 examples × 1 output of the network, one row per example; got 1 row instead of 2",
+    ),
     "bias for a layer without one": (
         NETWORK.replace("{ units = 2 }", "{ units = 2, bias = false }") + "[example]\nb1 = [1, 2]\n",
         "example.b1",
@@ -488,7 +505,7 @@ PYTHON_ERRORS = {
     "zero learning rate": (lambda: Network(2, (Dense(1),), example=Example(learning_rate=0.0)), "example.learning_rate"),
     "W1 of wrong shape": (
         lambda: Network(2, (Dense(1),), example=Example(parameters={"W1": ((1.0, 2.0, 3.0),)})),
-        "example.W1[0]",
+        "example.W1",
     ),
     "bias for a layer without one": (
         lambda: Network(2, (Dense(1, bias=False),), example=Example(parameters={"b1": (1.0,)})),

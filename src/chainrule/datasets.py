@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import suggest
+
 #: The kinds of targets a loss asks for (``catalog.Loss.targets``).
 TARGETS = ("real", "unit", "distribution", "sign")
 #: Generated sets smaller than this cannot give every part of a split a row of each class;
@@ -63,6 +65,8 @@ class DataSource:
     #: deviation for all, not per feature. Per-pixel scaling blows up the border pixels that
     #: are ink in a handful of training images, and costs digits about a point of accuracy.
     shared_scale: bool = False
+    #: For a set of images, their (height, width): a row of features is the pixels row by row.
+    image: tuple[int, int] | None = None
 
     @property
     def generated(self) -> bool:
@@ -128,7 +132,7 @@ def load_dataset(
     """
     source = DATASETS.get(name) if isinstance(name, str) else None
     if source is None:
-        raise DataError("data", f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+        raise DataError("data", suggest.unknown("data set", str(name), DATASETS))
     _check_targets(targets)
     _check_outputs(source, outputs, targets)
     _check_seed(seed)
@@ -211,8 +215,8 @@ def _is_int(value: object) -> bool:
 
 
 def _check_targets(targets: str) -> None:
-    if targets not in TARGETS:
-        raise DataError("targets", f"unknown kind {targets!r}; known: {', '.join(TARGETS)}")
+    if not isinstance(targets, str) or targets not in TARGETS:
+        raise DataError("targets", suggest.unknown("kind of targets", str(targets), TARGETS))
 
 
 def _check_outputs(source: DataSource, outputs: int, targets: str) -> None:
@@ -396,6 +400,7 @@ DATASETS: dict[str, DataSource] = {
             description="UCI ML hand-written digits: 1797 images of 8x8 pixels valued 0-16, shipped with scikit-learn",
             load=_sklearn("load_digits"),
             shared_scale=True,
+            image=(8, 8),
         ),
     )
 }

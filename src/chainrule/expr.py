@@ -46,6 +46,7 @@ from fractions import Fraction
 import sympy
 from sympy.printing.str import StrPrinter
 
+from . import suggest
 from .functions import relu, sigmoid, softplus
 
 MAX_LENGTH = 2000  #: characters of one formula
@@ -58,6 +59,7 @@ MAX_BITS = 1000  #: size of an exact number (numerator and denominator); constan
 MAX_NAME = 32  #: characters of a variable name
 MAX_ORDER = 100  #: order of a derivative of dirac
 MAX_POWER = 50  #: integer power of a sum, or of a part that may be complex such as log(x)
+MAX_LISTED = 12  #: variables an unknown name's message lists
 
 _ELEMENTARY = ("exp", "log", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh")
 _NUMBER = re.compile(r"(?P<mantissa>[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE](?P<exponent>[+-]?[0-9]+))?")
@@ -74,8 +76,8 @@ class FormulaError(ValueError):
     ``position`` is the 0-based column in ``text``, or None; ``str()`` is one line that counts
     columns from 1 and quotes at most 40 characters of the text, escaped.
 
-    >>> str(FormulaError("unknown name 'q'; the variables are x, y", "x + q", 4))
-    "formula, column 5: unknown name 'q'; the variables are x, y (near 'x + q')"
+    >>> str(FormulaError("unknown variable 'q'; use x, y, pi or e", "x + q", 4))
+    "formula, column 5: unknown variable 'q'; use x, y, pi or e (near 'x + q')"
     """
 
     def __init__(self, message: str, text: str = "", position: int | None = None, what: str = "formula"):
@@ -134,7 +136,11 @@ def parse(text: str, variables: Sequence[str], *, what: str = "formula") -> symp
     >>> parse("x + q", ["x", "y"])
     Traceback (most recent call last):
     ...
-    chainrule.expr.FormulaError: formula, column 5: unknown name 'q'; the variables are x, y (near 'x + q')
+    chainrule.expr.FormulaError: formula, column 5: unknown variable 'q'; use x, y, pi or e (near 'x + q')
+    >>> parse("sinn(x)", ["x"])
+    Traceback (most recent call last):
+    ...
+    chainrule.expr.FormulaError: formula, column 1: unknown function 'sinn'; did you mean 'sin'? (use abs, acos, asin, atan, cos, cosh, dirac, erf, exp, heaviside, log, max, min, relu, sigmoid, sign, sin, sinh, softplus, sqrt, step, tan or tanh) (near 'sinn(x)')
     """
     if isinstance(variables, str):
         raise TypeError("variables must be a sequence of names, not one string")
@@ -293,8 +299,9 @@ class _Reader:
                 return None, []
             if node.id in FUNCTIONS:
                 return (column, f"{node.id} is a function; call it, as in {node.id}(x)"), []
-            known = ", ".join(list(self.symbols)[:12]) + (", ..." if len(self.symbols) > 12 else "")
-            return (column, f"unknown name {_show(node.id)}; the variables are {known or '(none)'}"), []
+            if not self.symbols:
+                return (column, f"unknown name {_show(node.id)}; this formula has no variables, only the constants pi and e"), []
+            return (column, suggest.unknown("variable", node.id, [*self.symbols, *CONSTANTS], limit=MAX_LISTED)), []
         if kind is ast.BinOp:
             symbol, build = _OPERATORS[type(node.op)]
             column = max(self.source.find(symbol, node.left.end_col_offset), column)
@@ -348,7 +355,7 @@ class _Reader:
                 f"{func.id} is a variable, not a function; write {func.id}*(...) to multiply",
             ), kids
         if func.id not in FUNCTIONS:
-            return (func.col_offset, f"calls to {_show(func.id)} are not allowed; the functions are {names}"), kids
+            return (func.col_offset, suggest.unknown("function", func.id, sorted(FUNCTIONS))), kids
         if node.keywords:
             column = node.keywords[0].col_offset
             return (column, f"keyword arguments are not allowed; write {func.id}(x) with arguments in order"), kids

@@ -15,18 +15,18 @@ every number comes from running the network.
 >>> flow_settings(activations=["sigmod"])
 Traceback (most recent call last):
 ...
-chainrule.flow.FlowError: --activation: unknown activation 'sigmod'; did you mean 'sigmoid'? (use identity, sigmoid, tanh, relu, leaky_relu, prelu, elu, selu, softplus, silu, gelu, gelu_tanh, softsign, hard_tanh)
+chainrule.flow.FlowError: --activation: unknown activation 'sigmod'; did you mean 'sigmoid'? (use identity, sigmoid, tanh, relu, leaky_relu, prelu, elu, selu, softplus, silu, gelu, gelu_tanh, softsign or hard_tanh)
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import suggest
 from .catalog import ACTIVATIONS
 from .datasets import DATASETS, Dataset, load_dataset
 from .model import INIT_SCHEMES, Model, compile
@@ -112,10 +112,8 @@ class FlowSettings:
     clip_study: Combination | None
 
 
-def _closest(name: str, table: Sequence[str], option: str, what: str) -> FlowError:
-    close = difflib.get_close_matches(name, list(table), n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}? (use {', '.join(table)})" if close else f"; use one of {', '.join(table)}"
-    return FlowError(f"{option}: unknown {what} {name[:30]!r}{hint}")
+def _unknown(name: str, table: Sequence[str], option: str, what: str) -> FlowError:
+    return FlowError(f"{option}: {suggest.unknown(what, str(name), table)}")
 
 
 def _names(values: Sequence[str] | None, table: Sequence[str], option: str, what: str, default: Sequence[str]) -> tuple[str, ...]:
@@ -125,7 +123,7 @@ def _names(values: Sequence[str] | None, table: Sequence[str], option: str, what
         raise FlowError(f"{option}: the list is empty; give one or more of {', '.join(table)}")
     for name in values:
         if name not in table:
-            raise _closest(name, table, option, what)
+            raise _unknown(name, table, option, what)
     return tuple(dict.fromkeys(values))
 
 
@@ -186,7 +184,7 @@ def flow_settings(
     if len(grid) > MAX_RUNS:
         raise FlowError(f"the grid has {len(grid)} runs; at most {MAX_RUNS} are allowed: give shorter lists")
     if data not in DATASETS:
-        raise _closest(data, tuple(DATASETS), "--data", "data set")
+        raise _unknown(data, tuple(DATASETS), "--data", "data set")
     deepest = max(depth_list)
     clipped = [c for c in grid if c.remedy == "clip" and c.depth == deepest]
     if clipped:

@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from . import suggest
 from .catalog import LOSSES
 from .kinds import KINDS, Activation, BatchNorm, Dense, Dropout, LayerNorm, Residual
 from .network import Network
-from .spec import SpecError
+from .spec import SpecError, choose
 
 Spec = str | Mapping[str, Any]
 Layer = Dense | BatchNorm | LayerNorm | Dropout
@@ -75,7 +76,8 @@ def from_torch(
     ``CrossEntropyLoss`` applies. ``inputs`` checks the first layer's width. ``custom``
     maps a module class name to the activation it computes (a catalog name or ``{"name":
     ..., parameters}``); it takes precedence over ``TORCH_MODULES``, and the module is not
-    traced into.
+    traced into. A class ``custom`` names must be in the module, and ``loss`` and every
+    activation must be chainrule's names: a misspelt one is refused with the closest name.
 
     ``nn.Softplus`` becomes ``softplus``, log(1 + eᶻ) everywhere; torch returns z itself
     where z > 20 (its threshold), a relative difference below 1e-9.
@@ -101,6 +103,7 @@ def from_torch(
 
     if not isinstance(module, nn.Module):
         raise TypeError(f"from_torch takes an nn.Module, got {type(module).__name__}")
+    _check_names(module, loss, custom or {})
     table: dict[str, Callable[[Any], Spec | Layer]] = {**TORCH_MODULES, **{k: _fixed(v) for k, v in (custom or {}).items()}}
     if type(module).__name__ in table:
         module = nn.Sequential(module)  # a lone Linear: the tracer would otherwise read its insides
@@ -117,6 +120,27 @@ def from_torch(
         raise ValueError(f"from_torch: torch.fx cannot trace {type(module).__name__}.forward ({type(exc).__name__}: {first})") from None
     items = _Reader(module, table).read(graph)
     return _assemble(items, loss, inputs)
+
+
+def _check_names(module: Any, loss: Spec, custom: Mapping[str, Spec]) -> None:
+    """The names the caller gave, checked against what they name before anything is read.
+
+    A custom= class that is not in the module would be traced into instead, silently: the
+    backward it was named to test would never be compared.
+    """
+    classes = list(dict.fromkeys(type(m).__name__ for m in module.modules()))
+    for name, spec in custom.items():
+        if name not in classes:
+            raise ValueError(f"from_torch: custom: {suggest.unknown('module class', str(name), classes)}")
+        _choose(spec, f"custom[{name!r}]", "activation")
+    _choose(loss, "loss", "loss")
+
+
+def _choose(spec: Spec, where: str, kind: str) -> None:
+    try:
+        choose(spec, where, kind)
+    except SpecError as exc:
+        raise ValueError(f"from_torch: {exc.field}: {exc.message}") from None
 
 
 # --- reading the fx graph into items --------------------------------------------------------------

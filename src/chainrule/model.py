@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
+from . import suggest
 from .kinds import KINDS
 from .layers import Kernel, LayerRules, layer_rules
 from .network import Network
@@ -201,8 +202,8 @@ class Model:
 
     def init_params(self, seed: int = 0, scheme: str = "glorot_uniform") -> dict[str, np.ndarray]:
         """Fresh parameters: weights by ``scheme`` (see ``INIT_SCHEMES``), biases 0, γ 1, β 0, α as the spec sets it."""
-        if scheme not in INIT_SCHEMES:
-            raise ValueError(f"unknown init scheme {scheme!r}; use one of {', '.join(INIT_SCHEMES)}")
+        if not isinstance(scheme, str) or scheme not in INIT_SCHEMES:
+            raise ValueError(suggest.unknown("init scheme", str(scheme), INIT_SCHEMES))
         rng = np.random.default_rng(seed)
         params: dict[str, np.ndarray] = {}
         for stage in self.network.stages:

@@ -40,6 +40,7 @@ from .kinds import (
 from .spec import (
     MAX_UNITS,
     MAX_VALUE,
+    Axes,
     Choice,
     SpecError,
     array,
@@ -290,9 +291,11 @@ def _example(data: Mapping[str, Any], inputs: int, stages: Sequence[Stage], loss
     outputs = stages[-1].units
     x = y = None
     if "x" in data:
-        x = array(data["x"], "example.x", (batch, inputs) if batch else (inputs,))
+        nouns = ("examples", "inputs") if batch else ("inputs",)
+        x = array(data["x"], "example.x", (batch, inputs) if batch else (inputs,), Axes(nouns, "of the network"))
     if "y" in data:
-        y = array(data["y"], "example.y", (batch, outputs) if batch else (outputs,))
+        nouns = ("examples", "outputs") if batch else ("outputs",)
+        y = array(data["y"], "example.y", (batch, outputs) if batch else (outputs,), Axes(nouns, "of the network"))
         for row in (y if batch else (y,)):
             _targets(row, loss.entry)
     rate = None
@@ -300,12 +303,25 @@ def _example(data: Mapping[str, Any], inputs: int, stages: Sequence[Stage], loss
         rate = number(data["learning_rate"], "example.learning_rate")
         if rate <= 0:
             raise SpecError("example.learning_rate", f"must be a positive number, got {rate!r}")
-    params = {name: array(data[name], f"example.{name}", shape) for name, shape in shapes.items() if name in data}
+    params = {}
+    for s in stages:
+        for name, shape in KINDS[s.kind].parameters(s).items():
+            if name in data:
+                params[name] = array(data[name], f"example.{name}", shape, _parameter_axes(s, shape))
     for s in stages:
         for name, shape in KINDS[s.kind].leaves(s, batch or 1).items():
             if name in data:
-                params[name] = _mask(array(data[name], f"example.{name}", shape), f"example.{name}", s)
+                axes = Axes(("examples", "units"), f"of layer {s.number}") if shape == (batch or 1, s.units) else Axes()
+                params[name] = _mask(array(data[name], f"example.{name}", shape, axes), f"example.{name}", s)
     return Example(x, y, rate, params)
+
+
+def _parameter_axes(stage: Stage, shape: tuple[int, ...]) -> Axes:
+    """What a parameter's axes count, by the convention every kind keeps: (units, inputs), or (units,)."""
+    for convention, nouns in (((stage.units, stage.inputs), ("units", "inputs")), ((stage.units,), ("units",))):
+        if shape == convention:
+            return Axes(nouns, f"of layer {stage.number}")
+    return Axes()  # a shape outside the convention is shown as it is
 
 
 def _mask(values: tuple, where: str, stage: Stage) -> tuple:

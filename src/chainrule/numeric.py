@@ -178,7 +178,7 @@ def _sample(network: Network, seed: int) -> tuple[np.ndarray, np.ndarray, Sample
         return None
     rows = [(seed + i) % len(data.X_train) for i in range(network.batch)]
     images = ()
-    if getattr(source, "image", None) is not None:
+    if source.image is not None:
         pixels = data.X_train[rows] * data.scale + data.mean
         images = tuple(tuple(tuple(map(float, r)) for r in p.reshape(source.image)) for p in pixels)
     where = Sample(

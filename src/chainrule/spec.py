@@ -20,7 +20,7 @@ from typing import Any
 import sympy as sp
 from sympy.printing.pretty.pretty_symbology import greek_unicode
 
-from . import expr
+from . import expr, suggest
 from .catalog import (
     ACTIVATIONS,
     LOSSES,
@@ -70,21 +70,82 @@ class Choice:
         return self.entry.name
 
 
-def array(value: Any, where: str, shape: tuple[int, ...]) -> tuple:
-    """A nested tuple of finite floats of exactly ``shape``."""
+@dataclass(frozen=True)
+class Axes:
+    """What each axis of an array counts, for the message a wrong shape gets.
+
+    >>> Axes(("units", "inputs"), "of layer 1").describe((2, 3))
+    '(2, 3): 2 units × 3 inputs of layer 1, one row per unit'
+    >>> Axes(("inputs",), "of the network").describe((2,))
+    '(2,): one number for each of the 2 inputs of the network'
+    """
+
+    #: One plural noun per axis: ("units", "inputs"), ("examples", "outputs").
+    nouns: tuple[str, ...] = ()
+    #: Whose axes they are: "of layer 1", "of the network".
+    owner: str = ""
+
+    def describe(self, shape: tuple[int, ...]) -> str:
+        text = f"({shape[0]},)" if len(shape) == 1 else f"({', '.join(map(str, shape))})"
+        if len(self.nouns) != len(shape):
+            return text
+        if len(shape) == 1:
+            size, noun = shape[0], self.nouns[0]
+            each = f"the one {_count(noun, 1)}" if size == 1 else f"each of the {size} {noun}"
+            return f"{text}: one number for {each} {self.owner}".rstrip()
+        counts = " × ".join(f"{size} {_count(noun, size)}" for size, noun in zip(shape, self.nouns))
+        rows = f", one row per {_count(self.nouns[0], 1)}" if len(shape) == 2 else ""
+        return f"{text}: {counts} {self.owner}".rstrip() + rows
+
+
+def _count(noun: str, size: int) -> str:
+    """The plural noun for ``size`` of them: "units", or "unit" for one."""
+    return noun[:-1] if size == 1 and noun.endswith("s") else noun
+
+
+def array(value: Any, where: str, shape: tuple[int, ...], axes: Axes = Axes()) -> tuple:
+    """A nested tuple of finite floats of exactly ``shape``; ``axes`` says what the axes count.
+
+    A wrong length anywhere is reported at ``where`` with the whole shape it must have:
+
+    >>> array([[1, 2], [3]], "example.W1", (2, 2), Axes(("units", "inputs"), "of layer 1"))
+    Traceback (most recent call last):
+    ...
+    chainrule.spec.SpecError: <network>: example.W1: must have shape (2, 2): 2 units × 2 inputs of layer 1, one row per unit; row 1 has 1 number instead of 2
+    """
     if not shape:
         return number(value, where)
-    wanted = " x ".join(map(str, shape))
-    form = "an array of numbers" if len(shape) == 1 else "an array of arrays of numbers (one row per unit)"
-    if isinstance(value, tuple):
-        value = list(value)
-    if not isinstance(value, list):
-        raise SpecError(where, f"must be {form} of shape {wanted}, got {describe(value)}")
+    wanted = axes.describe(shape)
+    _check_lengths(value, where, shape, wanted, ())
+    return _numbers(value, where, shape)
+
+
+def _check_lengths(value: Any, where: str, shape: tuple[int, ...], wanted: str, index: tuple[int, ...]) -> None:
+    """Every list of ``value`` has the length ``shape`` says, or one message naming the shape."""
+    inner = "numbers" if len(shape) == 1 else "rows"
+    if index:
+        part = f"row {index[0]}" if len(index) == 1 else f"entry {''.join(f'[{i}]' for i in index)}"
+        has, got = f"{part} has", f"{part} is"
+    else:
+        has, got = "got", "got"
+    if not isinstance(value, (list, tuple)):
+        raise SpecError(where, f"must have shape {wanted}; {got} {describe(value)}, not an array of {shape[0]} {_count(inner, shape[0])}")
+    if len(shape) > 1:
+        # A number where a row should be says more than the count: y = [0.5] for rows of one.
+        for i, row in enumerate(value):
+            if not isinstance(row, (list, tuple)):
+                _check_lengths(row, where, shape[1:], wanted, (*index, i))
     if len(value) != shape[0]:
-        raise SpecError(where, f"must have shape {wanted}, got {len(value)} {'rows' if len(shape) > 1 else 'numbers'} instead of {shape[0]}")
+        raise SpecError(where, f"must have shape {wanted}; {has} {len(value)} {_count(inner, len(value))} instead of {shape[0]}")
+    if len(shape) > 1:
+        for i, row in enumerate(value):
+            _check_lengths(row, where, shape[1:], wanted, (*index, i))
+
+
+def _numbers(value: Any, where: str, shape: tuple[int, ...]) -> tuple:
     if len(shape) == 1:
         return tuple(number(item, f"{where}[{i}]") for i, item in enumerate(value))
-    return tuple(array(row, f"{where}[{i}]", shape[1:]) for i, row in enumerate(value))
+    return tuple(_numbers(row, f"{where}[{i}]", shape[1:]) for i, row in enumerate(value))
 
 
 def number(value: Any, where: str) -> float:
@@ -118,7 +179,8 @@ def choose(value: Any, where: str, kind: str) -> Choice:
     """A catalog name, a formula, or an inline table with a name or formula and parameters."""
     table, variables = _KINDS[kind]
     names = ", ".join(table)
-    formula_hint = f", or a formula in {' and '.join(variables)} such as {_EXAMPLE_FORMULA[kind]}" if variables else ""
+    formula = f"a formula in {' and '.join(variables)} such as {_EXAMPLE_FORMULA[kind]}" if variables else ""
+    formula_hint = f", or {formula}" if formula else ""
     options: Mapping[str, Any] = {}
     if isinstance(value, Mapping):
         options = value
@@ -135,7 +197,7 @@ def choose(value: Any, where: str, kind: str) -> Choice:
     if value in table:
         return _named(table[value], where, options)
     if not variables or (value.isidentifier() and value not in variables):
-        raise SpecError(where, f"unknown {kind} {quote(value)}; expected one of {names}{formula_hint}")
+        raise SpecError(where, suggest.unknown(kind, value, table, otherwise=formula))
     return _custom(value, where, kind, options)
 
 
@@ -213,7 +275,7 @@ def known(table: Mapping[str, Any], where: str, allowed: set[str]) -> None:
         if key not in allowed:
             name = quote(str(key))[1:-1]
             place = f"{where}.{name}" if where else name
-            raise SpecError(place, f"unknown key; expected one of {', '.join(sorted(allowed))}")
+            raise SpecError(place, suggest.unknown("key", str(key), sorted(allowed)))
 
 
 def describe(value: Any) -> str:
@@ -227,7 +289,7 @@ def describe(value: Any) -> str:
     if isinstance(value, str):
         return f"the string {quote(value)}"
     if isinstance(value, (list, tuple)):
-        return f"an array of {len(value)} items"
+        return f"an array of {len(value)} item{'' if len(value) == 1 else 's'}"
     if isinstance(value, dict):
         return "a table"
     return f"a {type(value).__name__}"

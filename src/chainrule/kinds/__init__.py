@@ -12,11 +12,11 @@ equations and its PyTorch counterpart; see ``base.Kind``. Adding a kind is one e
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..spec import SpecError, describe, quote
+from .. import suggest
+from ..spec import SpecError, describe
 from .activation import ACTIVATION, Activation
 from .base import Grid, Kernel, Kind, Layer, LayerEquation, Picture, Stage, VectorRule
 from .batch_norm import BATCH_NORM, BatchNorm
@@ -62,10 +62,7 @@ def choose_kind(name: Any, where: str) -> Kind:
         raise SpecError(where, f"must be the name of a layer kind ({', '.join(KINDS)}), got {describe(name)}")
     if name in KINDS:
         return KINDS[name]
-    close = difflib.get_close_matches(name, list(KINDS), n=1, cutoff=0.5)
-    hint = f"did you mean \"{close[0]}\"? " if close else ""
-
-    raise SpecError(where, f"unknown layer kind {quote(name)}; {hint}expected one of {', '.join(KINDS)}")
+    raise SpecError(where, suggest.unknown("layer kind", name, KINDS))
 
 
 def flatten(layers: Sequence[Any], number: int, width: int, where: str, depth: int = 0) -> list[Stage]:
