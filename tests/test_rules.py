@@ -326,4 +326,4 @@ def test_walk_is_pre_order_and_steps_are_frozen():
         itertools.chain.from_iterable(walk(s) for s in tree.substeps))
     with pytest.raises(dataclasses.FrozenInstanceError):
         tree.result = 0
-    assert tree.identity == type(tree).__doc__
+    assert tree.identity in type(tree).__doc__  # two factors: the docstring's u·v example

@@ -28,7 +28,7 @@ from .functions import xdivy
 from .graph import Graph, Node, Notation, build_graph
 from .kinds import KINDS, LayerEquation
 from .network import Network
-from .rules import Rule, derivative_steps
+from .rules import Rewrite, Rule, derivative_steps
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,9 @@ class Adjoint:
     simplified: sp.Expr | None = None
     #: What the simplification assumes, for the reader ("the targets add up to 1").
     assumption: str | None = None
+    #: The algebra from ``substituted`` to ``simplified``, a line at a time (cancelling, multiplying
+    #: out, collecting, Σₖ yₖ = 1); its last line is ``simplified``.
+    steps: tuple[Rewrite, ...] = ()
 
     @property
     def value(self) -> sp.Expr:
@@ -106,8 +109,11 @@ class ActivationDerivative:
     #: The textbook form in f(z) (σ(z)(1 - σ(z))) and in the output a (a(1 - a)).
     textbook: sp.Expr
     textbook_in_output: sp.Expr
-    #: False for softmax, whose Jacobian is shown instead of rule-by-rule steps.
+    #: False for softmax, whose Jacobian is derived by ``steps`` instead of rule-by-rule steps.
     elementwise: bool = True
+    #: The derivation of ``textbook`` line by line where no rule tree gives it (the softmax
+    #: Jacobian by the quotient rule, in index notation); its last line is ``textbook``.
+    steps: tuple[Rewrite, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -209,13 +215,15 @@ def derive(network: Network, batch: int | None = None) -> Derivation:
         terms = tuple(ChainTerm(c.symbol, upstream[c.symbol], local(c, symbol)) for c in children[symbol])
         substituted = sp.Add(*[t.upstream * t.local.shown for t in terms])
         closed[symbol] = sp.Add(*[closed[t.child] * t.local.shown for t in terms])
-        simplified, assumption = simplify_at(symbol, substituted)
+        steps = simplify_at(symbol, substituted)
+        simplified = steps[-1].expr if steps else None
+        assumption = next((s.title for s in steps if s.assuming is not None), None)
         if simplified is not None:
             closed[symbol] = simplified
         name = graph.adjoint_names.get(symbol)
         upstream[symbol] = name if name is not None else substituted
         chain = _chain(symbol, children, graph.loss)
-        adjoints[symbol] = Adjoint(symbol, name, chain, terms, substituted, closed[symbol], simplified, assumption)
+        adjoints[symbol] = Adjoint(symbol, name, chain, terms, substituted, closed[symbol], simplified, assumption, steps)
     vectors: dict[sp.Basic, Notation] = {}
     equations = _layer_equations(network, graph, adjoints, vectors)
     return Derivation(network, graph, adjoints, equations, _activation_derivatives(network), {**graph.notation, **vectors})
@@ -226,7 +234,8 @@ _LONGEST_SIMPLIFIED = 200
 
 
 def _output_simplifier(network: Network, graph: Graph):
-    """δ of an output unit in its shortest form: (a - y) for sigmoid with cross-entropy and the like.
+    """δ of an output unit in its shortest form, a line of algebra at a time: (a - y) for
+    sigmoid with cross-entropy and the like; no lines where nothing gets shorter.
 
     Softmax with cross-entropy reaches aⱼ·Σᵢyᵢ - yⱼ, which is aⱼ - yⱼ only because the
     targets add up to 1; the loss's own statement of its targets licenses that step.
@@ -240,23 +249,70 @@ def _output_simplifier(network: Network, graph: Graph):
     outputs = set(last.z)
     distribution = network.loss_choice.entry.targets == "distribution"
 
-    def simplify_at(symbol: sp.Symbol, expr: sp.Expr) -> tuple[sp.Expr | None, str | None]:
+    def simplify_at(symbol: sp.Symbol, expr: sp.Expr) -> tuple[Rewrite, ...]:
         if symbol not in outputs or sp.count_ops(expr) > _LONGEST_SIMPLIFIED:
-            return None, None
+            return ()
         plain = expr.replace(xdivy, lambda x, y: x / y)  # the 0/0 guard says nothing about the algebra
         shorter = sp.factor_terms(sp.cancel(sp.expand(plain)))
-        assumption = None
+        steps: list[Rewrite] = []
+        cancelled = _cancelled(plain)
+        if sp.count_ops(cancelled) != sp.count_ops(expr):
+            below = sorted({d.args[1] for d in expr.atoms(xdivy)} - {sp.denom(t) for t in sp.Add.make_args(cancelled)},
+                           key=sp.default_sort_key)
+            steps.append(Rewrite(cancelled, "cancelling", (*_listed(below), ", each against the same factor beside it")
+                                 if below else ("a factor against the same factor below it",)))
+        expanded = sp.expand(cancelled)
+        if expanded != cancelled:
+            steps.append(Rewrite(expanded, "multiplying out"))
         if distribution and width > 1:
             # Over a batch the δ carries the mean's 1/N: collect inside it.
             coefficient, core = shorter.as_coeff_Mul()
-            summed = sp.expand(core).collect(last.a).subs(totals[symbol], 1)
+            collected = sp.expand(core).collect(last.a)
+            summed = collected.subs(totals[symbol], 1)
             if summed != sp.expand(core) and sp.count_ops(coefficient * summed) < sp.count_ops(shorter):
-                shorter, assumption = coefficient * summed, "the targets add up to 1"
+                shorter = coefficient * summed
+                mine = [a for a in last.a if a in collected.free_symbols]
+                written = collected if coefficient == 1 else sp.UnevaluatedExpr(sp.Mul(coefficient, collected, evaluate=False))
+                total = sp.Eq(totals[symbol], 1)
+                steps += [
+                    Rewrite(written, "collecting", ("the terms in ", *mine)),
+                    Rewrite(shorter, "the targets add up to 1", (total,), assuming=total),
+                ]
         if sp.count_ops(shorter) >= sp.count_ops(expr) or shorter == expr:
-            return None, None
-        return shorter, assumption
+            return ()
+        if not steps or steps[-1].expr != shorter:
+            steps.append(Rewrite(shorter, "taking out the common factors"))
+        return tuple(steps)
 
     return simplify_at
+
+
+def _listed(items: list) -> tuple:
+    """a, b and c, as pieces of a note."""
+    out: list = []
+    for i, item in enumerate(items):
+        out += [", " if i < len(items) - 1 else " and "] if i else []
+        out.append(item)
+    return tuple(out)
+
+
+def _cancelled(expr: sp.Expr) -> sp.Expr:
+    """Each term with its factors cancelled: a product beside a sum of fractions is multiplied
+    into it term by term, so that a factor meets the same factor below it.
+
+    >>> a, y = sp.symbols("a y")
+    >>> _cancelled(a * (1 - a) * (-y / a + (1 - y) / (1 - a)))
+    a*(1 - y) - y*(1 - a)
+    """
+
+    def into(term: sp.Expr) -> sp.Expr:
+        sums = [f for f in sp.Mul.make_args(term) if f.is_Add and any(sp.denom(t) != 1 for t in f.args)]
+        if len(sums) != 1:
+            return term
+        rest = term / sums[0]
+        return sp.Add(*[rest * t for t in sums[0].args])
+
+    return sp.Add(*[into(t) for t in sp.Add.make_args(expr)])
 
 
 def local_derivative(child: Node, parent: sp.Symbol, index: Mapping[sp.Symbol, list[sp.Expr]] | None = None) -> LocalDerivative:
@@ -380,11 +436,63 @@ def _activation_derivatives(network: Network) -> tuple[ActivationDerivative, ...
 
 
 def _layer_activation_derivative(choice) -> ActivationDerivative:
-    """Softmax: aⱼ = exp(zⱼ)/Σₖ exp(zₖ), ∂aⱼ/∂zₖ = aⱼ(δⱼₖ - aₖ), in index notation."""
-    j, k, i, n = sp.symbols("j k i n", integer=True, positive=True)
+    """Softmax: aⱼ = exp(zⱼ)/Σₘ exp(zₘ), ∂aⱼ/∂zₖ = aⱼ(𝟙[j = k] - aₖ), in index notation."""
+    j, k, m, n = sp.symbols("j k m n", integer=True, positive=True)
     z, a = sp.IndexedBase("z", real=True), sp.IndexedBase("a", real=True)
-    formula = sp.exp(z[j]) / sp.Sum(sp.exp(z[i]), (i, 1, n))
-    textbook = a[j] * (sp.KroneckerDelta(j, k) - a[k])
+    formula = sp.exp(z[j]) / sp.Sum(sp.exp(z[m]), (m, 1, n))
+    steps = _softmax_jacobian_steps(z, a, j, k, m, n)
+    textbook = steps[-1].expr.doit()  # aⱼ(𝟙[j = k] - aₖ), the last line as SymPy keeps it
     return ActivationDerivative(
-        choice.entry.name, choice.entry.title, a[j], z[k], formula, formula, textbook, textbook, textbook, False
+        choice.entry.name, choice.entry.title, a[j], z[k], formula, formula, textbook, textbook, textbook, False, steps
     )
+
+
+def _softmax_jacobian_steps(z, a, j, k, m, n) -> tuple[Rewrite, ...]:
+    """∂aⱼ/∂zₖ by the quotient rule on aⱼ = u/v, u = e^(zⱼ), v = Σₘ e^(zₘ): u′ and v′, the
+    rule with them plugged in, the cases k = j and k ≠ j, and the one formula for both.
+
+    A line with ``lhs`` starts a row (lhs = expr); the others go on from the line above.
+    """
+    u, v = sp.Symbol("u", positive=True), sp.Symbol("v", positive=True)
+    # u′ and v′ as names in the quotient rule: ∂u/∂zₖ · v would read as ∂(u·v)/∂zₖ.
+    u1, v1 = sp.Symbol("u'"), sp.Symbol("v'")
+    eu, total, ek = sp.exp(z[j]), sp.Sum(sp.exp(z[m]), (m, 1, n)), sp.exp(z[k])
+    one = sp.KroneckerDelta(j, k)
+    du, dv = sp.Derivative(u, z[k], evaluate=False), sp.Derivative(v, z[k], evaluate=False)
+    djk, djj = sp.Derivative(a[j], z[k], evaluate=False), sp.Derivative(a[j], z[j], evaluate=False)
+    ordered, frac = sp.UnevaluatedExpr, _written_fraction
+
+    def quotient(top_left, top_right, bottom):
+        return ordered(frac(sp.Add(top_left, sp.Mul(-1, top_right, evaluate=False), evaluate=False),
+                            sp.Pow(bottom, 2, evaluate=False)))
+
+    def times(*factors):
+        return sp.Mul(*[ordered(f) for f in factors], evaluate=False)
+
+    return (
+        Rewrite(eu, "the numerator of aⱼ = u/v", (), lhs=u),
+        Rewrite(total, "the denominator, the same for every j", (), lhs=v),
+        Rewrite(eu * one, "u′", (eu, " depends on zₖ only when k = j; ", one, " is 1 when j = k and 0 otherwise (not the error δ)"),
+                lhs=du),
+        Rewrite(ek, "v′", ("of the terms of the sum, only ", ek, " depends on zₖ"), lhs=dv),
+        Rewrite(quotient(sp.Mul(u1, v, evaluate=False), sp.Mul(u, v1, evaluate=False), v),
+                "the quotient rule", ("d/dx (u/v) = (u′·v − u·v′)/v², with u′ = ∂u/∂zₖ and v′ = ∂v/∂zₖ",), lhs=djk),
+        Rewrite(quotient(sp.Mul(eu, one, total, evaluate=False), sp.Mul(eu, ek, evaluate=False), total),
+                "plugging in u, u′, v and v′"),
+        Rewrite(quotient(sp.Mul(eu, total, evaluate=False), sp.Mul(eu, eu, evaluate=False), total),
+                "for k = j", (one, " = 1"), assuming=sp.Eq(k, j), lhs=djj),
+        Rewrite(times(eu / total, frac(sp.Add(total, -eu, evaluate=False), total)), "splitting the fraction",
+                assuming=sp.Eq(k, j)),
+        Rewrite(ordered(sp.Mul(a[j], sp.Add(1, -a[j], evaluate=False), evaluate=False)), "writing it with the output", (sp.Eq(a[j], eu / total), ", so the second factor is 1 − aⱼ"),
+                assuming=sp.Eq(k, j)),
+        Rewrite(quotient(sp.Mul(0, total, evaluate=False), sp.Mul(eu, ek, evaluate=False), total),
+                "for k ≠ j", (one, " = 0"), assuming=sp.Ne(k, j), lhs=djk),
+        Rewrite(sp.Mul(-1, times(eu / total, ek / total), evaluate=False), "splitting the fraction", assuming=sp.Ne(k, j)),
+        Rewrite(-a[j] * a[k], "writing it with the outputs", (sp.Eq(a[k], ek / total), ", like aⱼ"), assuming=sp.Ne(k, j)),
+        Rewrite(ordered(sp.Mul(a[j], sp.Add(one, -a[k], evaluate=False), evaluate=False)), "both cases in one formula", (one, " = 1 gives aⱼ(1 − aⱼ), and 0 gives −aⱼaₖ"),
+                lhs=djk),
+    )
+
+
+def _written_fraction(numerator: sp.Expr, denominator: sp.Expr) -> sp.Expr:
+    return sp.Mul(numerator, sp.Pow(denominator, -1, evaluate=False), evaluate=False)

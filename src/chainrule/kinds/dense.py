@@ -264,7 +264,7 @@ class DenseKind(Kind):
         k, factor, scale, out = stage.units, r.factor, r.scale, f"A{l}"
         if r.from_logits:
             r.backward("BP1", l, D, factor * (r.A(l) - r.Y), f"D{l} = A{l} - Y\nD{l} /= n",
-                       "the softmax Jacobian times ∂ℓ/∂a, simplified because the targets add up to 1")
+                       "the softmax Jacobian times ∂ℓ/∂a, which cancels to a − y because the targets add up to 1 (line by line under the backward pass)")
             return
         dloss = r.dloss
         if entry.elementwise:

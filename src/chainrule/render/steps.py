@@ -264,9 +264,8 @@ def adjoint_block(
     if adj.closed != adj.substituted and not closed_form_shown(adj.closed):
         note += (f"; written out in forward-pass quantities it would take {written_size(adj.closed)} symbols",)
     rows.append(Row(() if rows else lhs, (adj.substituted,), ("".join(note),)))
-    if adj.simplified is not None:
-        because = "simplified" + (f", because {adj.assumption}" if adj.assumption else "")
-        rows.append(Row((), (adj.simplified,), (because,)))
+    if adj.steps:
+        rows.extend(rewrite_rows(adj.steps))
     elif adj.closed != adj.substituted and closed_form_shown(adj.closed):
         rows.append(Row((), (adj.closed,), ("in forward-pass quantities only",)))
     if ex is not None:
@@ -332,11 +331,31 @@ def forward_section(d: Derivation, ex: WorkedExample | None) -> Section:
     return Section("forward", "Forward pass", intro, tuple(blocks))
 
 
+def rewrite_rows(steps: Sequence) -> list[Row]:
+    """Lines of algebra (``rules.Rewrite``) as rows: a line with a left side of its own starts a
+    row, the others go on from the row above ("= …"); each says what it does, and why."""
+    return [
+        Row(() if s.lhs is None else (_as_partial(s.lhs),), (s.expr,), (s.title, ": ", *s.why) if s.why else (s.title,))
+        for s in steps
+    ]
+
+
+def _as_partial(expr: sp.Expr) -> Any:
+    # ∂aⱼ/∂zₖ of a symbol is written as the partial it names, like the chain's partials.
+    if isinstance(expr, sp.Derivative) and len(expr.variables) == 1 and isinstance(expr.expr, (sp.Symbol, sp.Indexed)):
+        return Partial(expr.expr, expr.variables[0])
+    return expr
+
+
 def activation_section(d: Derivation) -> Section:
     blocks = []
     for act in d.activations:
         named = act.written != act.formula
         rows = [Row((act.output,), ((act.written, EQ) if named else ()) + (act.formula,), (act.title,))]
+        if act.steps:  # derived line by line (the softmax Jacobian), no rule tree
+            rows.extend(rewrite_rows(act.steps))
+            blocks.append(Block(f"activation-{act.name}", (act.name,), tuple(rows), notes_above=True))
+            continue
         rhs: tuple = ((sp.Derivative(act.written, act.input, evaluate=False), EQ) if named else ()) + (act.derivative,)
         if act.textbook != act.derivative:
             rhs += (EQ, act.textbook)
