@@ -42,15 +42,22 @@ class Shared:
     proof: Proof | None
     #: The derivation's symbols and the rules' matrices, as the printers write them.
     notation: Mapping
+    #: How much the documents show: "brief", "full", or None for by size.
+    detail: str | None = None
 
 
-def prepare(derivation: Derivation, example: WorkedExample | None, proof: Proof | None = None) -> Shared:
-    """The data the documents of ``derivation`` format; ``proof`` is ``prove(derivation.network)`` or None."""
+def prepare(
+    derivation: Derivation, example: WorkedExample | None, proof: Proof | None = None, detail: str | None = None
+) -> Shared:
+    """The data the documents of ``derivation`` format; ``proof`` is ``prove(derivation.network)`` or None.
+
+    ``detail`` is "brief", "full" or None (``summary.DETAILS``: by the network's size).
+    """
     from ..layers import layer_rules
 
     rules = layer_rules(derivation.network)
     notation = {**derivation.notation, **rules.notation}
-    return Shared(sections(derivation, example, rules, proof), rules, proof, notation)
+    return Shared(sections(derivation, example, rules, proof, detail), rules, proof, notation, detail)
 
 
 def _context(derivation: Derivation, example: WorkedExample | None, shared: Shared, fragment: bool = False) -> dict:
@@ -66,7 +73,7 @@ def _context(derivation: Derivation, example: WorkedExample | None, shared: Shar
         "fragment": fragment,
         "diagram": network_diagram,
         # The rows of the tables of numbers: all of them, or a summary's first rows of each list.
-        "rows": value_rows(derivation, example.values if example is not None else None),
+        "rows": value_rows(derivation, example.values if example is not None else None, shared.detail),
         # The worked example's x as pictures, when it is an image of the data set (a digit).
         "images": sample_images(example.point.sample) if example is not None else (),
     }
@@ -106,11 +113,20 @@ FORMATS: dict[str, Format] = {
 DOCUMENT_FORMATS = ("html", "tex", "md", "json")
 
 
-def render(derivation: Derivation, fmt: str, example: WorkedExample | None = None, proof: Proof | None = None) -> str:
-    """One document as text: ``fmt`` is html, tex, md or json; ``proof`` is ``prove(derivation.network)``, if run."""
+def render(
+    derivation: Derivation,
+    fmt: str,
+    example: WorkedExample | None = None,
+    proof: Proof | None = None,
+    detail: str | None = None,
+) -> str:
+    """One document as text: ``fmt`` is html, tex, md or json; ``proof`` is ``prove(derivation.network)``, if run.
+
+    ``detail``: "brief" (a handout), "full" (everything) or None (by size); JSON is always complete.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(DOCUMENT_FORMATS)}")
-    return FORMATS[fmt].render(derivation, example, prepare(derivation, example, proof))
+    return FORMATS[fmt].render(derivation, example, prepare(derivation, example, proof, detail))
 
 
 def render_documents(
@@ -120,13 +136,15 @@ def render_documents(
     stem: str,
     formats: Iterable[str] = DOCUMENT_FORMATS,
     proof: Proof | None = None,
+    detail: str | None = None,
 ) -> dict[Path, str]:
     """Every requested document as text, keyed by the path it belongs at; nothing is written.
 
-    ``proof`` (``chainrule.proof.prove(derivation.network)``) adds what it checked to the batch-level rules.
+    ``proof`` (``chainrule.proof.prove(derivation.network)``) adds what it checked to the batch-level rules;
+    ``detail`` is "brief", "full" or None (by size).
     """
     # Built once for every format: the outline's rule trees take as long to build as a document to print.
-    shared = prepare(derivation, example, proof)
+    shared = prepare(derivation, example, proof, detail)
     return {Path(out_dir) / f"{stem}{FORMATS[f].suffix}": FORMATS[f].render(derivation, example, shared) for f in formats}
 
 
@@ -157,6 +175,7 @@ def write(
     stem: str,
     formats: Iterable[str] = DOCUMENT_FORMATS,
     proof: Proof | None = None,
+    detail: str | None = None,
 ) -> list[Path]:
     """Render every format, then write ``out_dir/stem.<suffix>`` for each; returns the paths."""
-    return save(render_documents(derivation, example, out_dir, stem, formats, proof))
+    return save(render_documents(derivation, example, out_dir, stem, formats, proof, detail))

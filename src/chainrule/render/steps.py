@@ -277,7 +277,7 @@ def adjoint_block(
     return Block(key, _title(d, adj), tuple(rows), tuple(where), lit)
 
 
-def _stage_rows(d: Derivation, ex: WorkedExample | None, layer) -> tuple[tuple, tuple]:
+def _stage_rows(d: Derivation, ex: WorkedExample | None, layer, summary: bool) -> tuple[tuple, tuple]:
     """The forward rows of one stage (its leaves, then its nodes in order) and what a summary leaves out."""
     rows = []
     for grid in layer.leaves.values():
@@ -285,7 +285,7 @@ def _stage_rows(d: Derivation, ex: WorkedExample | None, layer) -> tuple[tuple, 
             rows.append(Row((symbol,), (Number(ex.values[symbol]),) if ex is not None else (), ("drawn from the seed",)))
     # A dense stage reads unit by unit (z then a); others in the order their nodes are computed.
     units = tuple(zip(layer.z, layer.a)) if layer.z else tuple((s,) for s in layer.nodes)
-    if is_summary(d):
+    if summary:
         units = first_rows(units, f"units of layer {layer.number}")
     omitted = tuple(u.text for u in units if isinstance(u, More))
     for unit in units:
@@ -302,10 +302,11 @@ def _stage_rows(d: Derivation, ex: WorkedExample | None, layer) -> tuple[tuple, 
     return tuple(rows), omitted
 
 
-def forward_section(d: Derivation, ex: WorkedExample | None) -> Section:
+def forward_section(d: Derivation, ex: WorkedExample | None, summary: bool | None = None) -> Section:
+    summary = is_summary(d) if summary is None else summary
     blocks = []
     for layer in d.graph.layers:
-        rows, omitted = _stage_rows(d, ex, layer)
+        rows, omitted = _stage_rows(d, ex, layer, summary)
         blocks.append(Block(f"forward-{layer.number}", (f"Layer {layer.number}: {layer.title}",), rows, omitted=omitted))
     loss = d.graph.node(d.graph.loss)
     in_layers = {s for layer in d.graph.layers for s in (*layer.z, *layer.a, *layer.nodes)}
@@ -406,8 +407,8 @@ def _named_groups(d: Derivation, layer) -> list[tuple[sp.Symbol, ...]]:
     return [tuple(g) for g in sorted(groups.values(), key=lambda g: min(order[s] for s in g))]
 
 
-def backward_section(d: Derivation, ex: WorkedExample | None, explained: dict) -> Section:
-    summary = is_summary(d)
+def backward_section(d: Derivation, ex: WorkedExample | None, explained: dict, summary: bool | None = None) -> Section:
+    summary = is_summary(d) if summary is None else summary
     blocks = []
     for layer in reversed(d.graph.layers):
         for a in layer.a[:1] if summary else layer.a:
@@ -431,9 +432,16 @@ def backward_section(d: Derivation, ex: WorkedExample | None, explained: dict) -
     return Section("backward", "Backward pass: the δ of every unit", intro, tuple(blocks), omitted=omitted)
 
 
-def gradient_section(d: Derivation, ex: WorkedExample | None, explained: dict) -> Section:
-    shown = set(representatives(d)) if is_summary(d) else set(d.graph.parameters)
-    blocks = [adjoint_block(d, ex, g, f"gradient-{g.node}", g.node, explained) for g in d.gradients if g.node in shown]
+def gradient_section(
+    d: Derivation, ex: WorkedExample | None, explained: dict, summary: bool | None = None, brief: bool = False
+) -> Section:
+    summary = is_summary(d) if summary is None else summary
+    shown = set(representatives(d)) if summary else set(d.graph.parameters)
+    blocks = []
+    for g in d.gradients:
+        # A handout derives a gradient only if one of its local derivatives is of a kind not yet shown.
+        if g.node in shown and not (brief and all(_kind(d, t.child, g.node) in explained for t in g.terms)):
+            blocks.append(adjoint_block(d, ex, g, f"gradient-{g.node}", g.node, explained))
     intro = ("Every weight and bias gets its gradient from the δ of the unit it feeds.",)
     omitted: tuple = ()
     if len(blocks) < len(d.gradients):
@@ -445,8 +453,9 @@ def gradient_section(d: Derivation, ex: WorkedExample | None, explained: dict) -
     return Section("gradients", "Gradients of the parameters", intro, tuple(blocks), omitted=omitted)
 
 
-def input_section(d: Derivation, ex: WorkedExample | None, explained: dict) -> Section:
-    inputs = d.graph.inputs[:1] if is_summary(d) else d.graph.inputs
+def input_section(d: Derivation, ex: WorkedExample | None, explained: dict, summary: bool | None = None) -> Section:
+    summary = is_summary(d) if summary is None else summary
+    inputs = d.graph.inputs[:1] if summary else d.graph.inputs
     blocks = [adjoint_block(d, ex, d.adjoint(x), f"input-{x}", explained=explained) for x in inputs]
     intro = ("The same walk gives the gradient with respect to the inputs (a saliency map of this example).",)
     omitted: tuple = ()
@@ -529,7 +538,7 @@ def _entry_steps(d: Derivation, ex: WorkedExample | None, equations: Sequence) -
     return Block(f"steps-{layer.number}", title, tuple(rows), notes_above=True)
 
 
-def equation_section(d: Derivation, ex: WorkedExample | None = None) -> Section:
+def equation_section(d: Derivation, ex: WorkedExample | None = None, brief: bool = False) -> Section:
     labels = {
         "BP1": "BP1, the output layer's error",
         "BP2": "BP2, the error passed back through the weights",
@@ -538,7 +547,12 @@ def equation_section(d: Derivation, ex: WorkedExample | None = None) -> Section:
     }
     blocks = []
     stepwise: dict[int, list] = {}
+    seen: set[str] = set()
     for eq in d.equations:
+        # A handout writes each equation once, for the layer it first comes to (BP3 for the last layer).
+        if brief and not eq.of and eq.label in seen:
+            continue
+        seen.add(eq.label)
         if eq.of:
             stepwise.setdefault(eq.layer, []).append(eq)
             if len(stepwise[eq.layer]) == 1:
@@ -638,21 +652,30 @@ def batch_section(d: Derivation, rules: LayerRules, proof: Proof | None) -> Sect
 
 
 def sections(
-    d: Derivation, ex: WorkedExample | None, rules: LayerRules | None = None, proof: Proof | None = None
+    d: Derivation,
+    ex: WorkedExample | None,
+    rules: LayerRules | None = None,
+    proof: Proof | None = None,
+    detail: str | None = None,
 ) -> tuple[Section, ...]:
-    """The outline; with ``rules`` (and their ``proof``), the batch-level rules come last."""
+    """The outline; with ``rules`` (and their ``proof``), the batch-level rules come last.
+
+    ``detail`` is ``summary.DETAILS``' "brief" (a handout: one representative of each kind of
+    step, no inputs' gradients, gradient flow or batch-level rules), "full", or None (by size).
+    """
     # The gradient-flow section builds on the pieces defined here, so it is imported when used.
     from .flow_section import flow_section
 
+    summary = is_summary(d, detail)
+    brief = detail == "brief"
     # The kinds of local derivative already shown step by step, in reading order.
     explained: dict = {}
     outline = (
-        forward_section(d, ex),
+        forward_section(d, ex, summary),
         activation_section(d),
-        backward_section(d, ex, explained),
-        gradient_section(d, ex, explained),
-        flow_section(d, ex),
-        input_section(d, ex, explained),
-        equation_section(d, ex),
+        backward_section(d, ex, explained, summary),
+        gradient_section(d, ex, explained, summary, brief),
+        *(() if brief else (flow_section(d, ex), input_section(d, ex, explained, summary))),
+        equation_section(d, ex, brief),
     )
-    return outline if rules is None else (*outline, batch_section(d, rules, proof))
+    return outline if rules is None or brief else (*outline, batch_section(d, rules, proof))

@@ -83,8 +83,10 @@ class More:
         return f"… and {self.count} more {self.what}{each} (all in the JSON document)"
 
 
-def first_rows(items: Sequence, what: str, values: Mapping | None = None, keep: Iterable = ()) -> tuple:
-    """The first SUMMARY_ROWS of ``items``, every item of ``keep`` wherever it is, and a ``More`` for each gap.
+def first_rows(
+    items: Sequence, what: str, values: Mapping | None = None, keep: Iterable = (), shown: int = SUMMARY_ROWS
+) -> tuple:
+    """The first ``shown`` of ``items``, every item of ``keep`` wherever it is, and a ``More`` for each gap.
 
     ``keep`` is what must never be hidden (the 1 of a one-hot target); ``values`` lets a gap
     say the value its entries share.
@@ -92,18 +94,18 @@ def first_rows(items: Sequence, what: str, values: Mapping | None = None, keep: 
     >>> [r.text if isinstance(r, More) else r for r in first_rows(list("abcdefghij"), "letters", keep="j")]
     ['a', 'b', 'c', 'd', 'e', 'f', 'g', '… and 2 more letters (all in the JSON document)', 'j']
     """
-    if len(items) <= SUMMARY_ROWS:
+    if len(items) <= shown:
         return tuple(items)
     kept = {i for i, item in enumerate(items) if item in set(keep)}
-    shown = set(kept)
+    picked = set(kept)
     for i in range(len(items)):
-        if len(shown) >= max(SUMMARY_ROWS, len(kept)):
+        if len(picked) >= max(shown, len(kept)):
             break
-        shown.add(i)
+        picked.add(i)
     rows: list = []
     gap: list = []
     for i, item in enumerate([*items, None]):
-        if i < len(items) and i not in shown:
+        if i < len(items) and i not in picked:
             gap.append(item)
             continue
         if gap:
@@ -156,6 +158,8 @@ def value_rows(d: Derivation, values: Mapping | None = None, detail: str | None 
     """Every row for a small network; for a large one the first rows of each list, array by array.
 
     ``values`` (the worked example's) keeps a sparse target's non-zero entries in a summary.
+    A brief document's tables of the step and the check show one entry of each array (the
+    one derived); its example keeps every value a reader needs to follow the forward pass.
     """
     g = d.graph
     if not is_summary(d, detail):
@@ -163,4 +167,8 @@ def value_rows(d: Derivation, values: Mapping | None = None, detail: str | None 
     parameters = tuple(row for what, entries in parameter_arrays(d) for row in first_rows(entries, what))
     targets = first_rows(g.targets, "targets", values, informative(g.targets, values))
     example = first_rows(g.inputs, "inputs") + targets + parameters
+    if detail == "brief":
+        shown = representatives(d)
+        rest = len(g.parameters) - len(shown)
+        parameters = (*shown, More(rest, "parameters")) if rest else shown
     return ValueRows(example, parameters)
