@@ -263,3 +263,13 @@ def test_documents_are_byte_identical_across_runs(softmax):
     assert render(softmax, "tex") == render(again, "tex")
     e1, e2 = explain("x/(1+y**2)", order=2), explain("x/(1+y**2)", order=2)
     assert render_explanation(e1, "html") == render_explanation(e2, "html")
+
+
+def test_the_json_keeps_the_lines_of_algebra(softmax):
+    import json
+
+    doc = json.loads(render(softmax, "json"))["deltas_symbolic"]["delta2_1"]
+    assert [s["title"] for s in doc["steps"]][-1] == "the targets add up to 1"
+    assert doc["steps"][-1] == {"title": "the targets add up to 1", "expression": "a2_1 - y_1",
+                                "assuming": "Eq(y_1 + y_2 + y_3, 1)"}
+    assert sp.simplify(sp.sympify(doc["steps"][0]["expression"]) - sp.sympify("a2_1*y_2 + a2_1*y_3 - y_1*(1 - a2_1)")) == 0

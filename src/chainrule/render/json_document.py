@@ -163,6 +163,11 @@ def json_document(
             "closed": closed(a.closed),
             "simplified": None if a.simplified is None else text(a.simplified),
             "assumption": a.assumption,
+            # The lines of algebra from the substituted form to the simplified one, when shown.
+            "steps": [
+                {"title": step.title, "expression": text(step.expr), "assuming": None if step.assuming is None else text(step.assuming)}
+                for step in a.steps
+            ],
         }
         for a in derivation.deltas
     }
