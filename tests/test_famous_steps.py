@@ -15,6 +15,7 @@ import sympy as sp
 from test_rules import CORPUS
 
 from chainrule import rules
+from chainrule.algebra import Rewrite, rewrite_holds, rewritten
 from chainrule.derive import derive
 from chainrule.explain import explain
 from chainrule.functions import sigmoid
@@ -23,7 +24,7 @@ from chainrule.render import render
 from chainrule.render.explanation import render_explanation
 from chainrule.render.printing import latex
 from chainrule.render.rule_view import lines, step_view
-from chainrule.rules import Rewrite, derivative_steps, rewrite_holds, rewritten, walk
+from chainrule.rules import derivative_steps, walk
 
 x, y, z, w, b = sp.symbols("x y z w b", real=True)
 

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .algebra import Rewrite
 from .catalog import A, Z
 from .functions import xdivy
 from .graph import Graph, Node, Notation, build_graph
 from .kinds import KINDS, LayerEquation
 from .network import Network
-from .rules import Rewrite, Rule, derivative_steps
+from .rules import Rule, derivative_steps
 
 
 @dataclass(frozen=True)

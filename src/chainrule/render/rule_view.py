@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 
 import sympy as sp
 
-from ..rules import Rule, children, rewritten
+from ..algebra import rewritten
+from ..rules import Rule, children
 
 _SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
