@@ -186,7 +186,7 @@ def _equations(entry, theta: float, g: float, lr: float, t: int, h, previous) ->
     env = {s: sp.Float(v, 30) for s, v in numbers.items()}
     env[T] = sp.Integer(t)
     for update in entry.updates:
-        env[update.target] = sp.N(update.expr.xreplace(env), 30)
+        env[update.target] = sp.N(update.expr.doit().xreplace(env), 30)
     return {u.target: float(env[u.target]) for u in entry.updates}
 
 
@@ -277,7 +277,7 @@ def test_schedule_follows_torch(name: str, settings: str) -> None:
         assert_close(rate, scheduler.get_last_lr()[0])
         # the equation gives the same number
         numbers = {ETA: lr, E: epoch, N_E: epochs, **{p.symbol: h[p.name] for p in entry.parameters}}
-        assert_close(float(entry.expr.subs(numbers)), rate)
+        assert_close(float(entry.expr.doit().subs(numbers)), rate)
         rates.append(rate)
         optimizer.step()  # torch warns when a scheduler steps before its optimizer
         scheduler.step()
@@ -361,7 +361,76 @@ def test_worked_step_is_one_numpy_step(name: str, settings: str) -> None:
 
 def test_worked_step_shows_negative_numbers_as_units() -> None:
     (update,) = worked_step(OPTIMIZERS["sgd"], 0.5, -0.25, 0.1)
-    assert sp.latex(update.substituted) == "0.5 - \\left(-0.25\\right) 0.1"
+    assert sp.latex(update.substituted, order="none") == "0.5 - 0.1 \\left(-0.25\\right)"
     assert update.value == 0.525
     with pytest.raises(ValueError, match="no state"):
         worked_step(OPTIMIZERS["sgd"], 0.5, -0.25, 0.1, state={"m": 1.0})
+
+
+#: Each update rule as the textbooks write it (the papers and torch.optim's documentation):
+#: θₜ₋₁ first, the step subtracted from it, (1 − β) gₜ and not gₜ(1 − β).
+TEXTBOOK = {
+    "gd": [r"\theta_{t-1} - \eta g_{t}"],
+    "sgd": [r"\theta_{t-1} - \eta g_{t}"],
+    "momentum": [r"\mu v_{t-1} + g_{t}", r"\theta_{t-1} - \eta v_{t}"],
+    "nesterov": [r"\mu v_{t-1} + g_{t}", r"\theta_{t-1} - \eta \left(g_{t} + \mu v_{t}\right)"],
+    "adagrad": [r"s_{t-1} + g_{t}^{2}", r"\theta_{t-1} - \frac{\eta g_{t}}{\sqrt{s_{t}} + \epsilon}"],
+    "rmsprop": [r"\alpha v_{t-1} + \left(1 - \alpha\right) g_{t}^{2}", r"\theta_{t-1} - \frac{\eta g_{t}}{\sqrt{v_{t}} + \epsilon}"],
+    "adam": [
+        r"\beta_{1} m_{t-1} + \left(1 - \beta_{1}\right) g_{t}",
+        r"\beta_{2} v_{t-1} + \left(1 - \beta_{2}\right) g_{t}^{2}",
+        r"\frac{m_{t}}{1 - \beta_{1}^{t}}",
+        r"\frac{v_{t}}{1 - \beta_{2}^{t}}",
+        r"\theta_{t-1} - \frac{\eta \hat{m}_{t}}{\sqrt{\hat{v}_{t}} + \epsilon}",
+    ],
+    "adamw": [
+        r"\beta_{1} m_{t-1} + \left(1 - \beta_{1}\right) g_{t}",
+        r"\beta_{2} v_{t-1} + \left(1 - \beta_{2}\right) g_{t}^{2}",
+        r"\frac{m_{t}}{1 - \beta_{1}^{t}}",
+        r"\frac{v_{t}}{1 - \beta_{2}^{t}}",
+        r"\theta_{t-1} \left(1 - \eta \lambda\right) - \frac{\eta \hat{m}_{t}}{\sqrt{\hat{v}_{t}} + \epsilon}",
+    ],
+}
+
+
+def test_every_optimizer_has_its_textbook_form() -> None:
+    assert set(TEXTBOOK) == set(OPTIMIZERS)
+
+
+def _latex(expr) -> str:
+    # SymPy's own printer with the order kept; θ_{t-1} has no LaTeX name of its own there.
+    return sp.latex(expr, order="none").replace("theta_{t-1}", "\\theta_{t-1}")
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_equations_read_in_textbook_order(name: str) -> None:
+    entry = OPTIMIZERS[name]
+    assert [_latex(u.expr) for u in entry.updates] == TEXTBOOK[name]
+    for u in entry.updates:
+        assert isinstance(u.expr, sp.UnevaluatedExpr)  # what tells the printers to keep the order
+
+
+def _same_shape(written, substituted) -> bool:
+    """Whether substituting numbers kept the equation's tree: each symbol became a number (a negative one in a
+    sum is subtracted, a − 0.25), every other node is the same kind of node with its arguments in the same order."""
+    if isinstance(written, sp.Symbol):
+        return substituted.is_Number or (
+            isinstance(substituted, sp.Mul) and substituted.args[0] == -1 and substituted.args[1].is_Number
+        )
+    if not written.args:
+        return written == substituted
+    return (
+        type(written) is type(substituted)
+        and len(written.args) == len(substituted.args)
+        and all(_same_shape(a, b) for a, b in zip(written.args, substituted.args))
+    )
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_a_worked_step_keeps_the_order_of_its_equation(name: str) -> None:
+    entry = OPTIMIZERS[name]
+    state = {key: 0.3 for key in entry.state_names}
+    for u in worked_step(entry, 0.75, -0.4, LR, None, state, 3):
+        assert _same_shape(u.expr, u.substituted), (u.target, u.substituted)
+    theta = worked_step(entry, 0.75, -0.4, LR, None, state, 3)[-1]
+    assert _latex(theta.substituted).startswith("0.75 ")  # θₜ₋₁ first

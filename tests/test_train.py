@@ -22,7 +22,7 @@ from chainrule.network import (
     load,
 )
 from chainrule.optim import OPTIMIZERS, SCHEDULES
-from chainrule.train import DEFAULTS, batches, fit, settings
+from chainrule.train import DEFAULTS, GRID, MISSES, batches, fit, settings
 
 MOONS = Network(2, (Dense(8, "tanh"), Dense(8, "relu"), Dense(1, "sigmoid")), "bce")
 
@@ -129,8 +129,8 @@ def test_settings_take_the_command_line_over_the_spec_over_the_defaults() -> Non
     ("table", "message"),
     [
         ({}, "training.data: no data set given"),
-        ({"data": "mnist"}, "training.data: unknown data set 'mnist'; use one of xor, moons"),
-        ({"data": "xor", "optimizer": "adamax"}, "training.optimizer: unknown optimizer 'adamax'; use one of gd, sgd"),
+        ({"data": "mnist"}, "training.data: unknown data set 'mnist'; use xor, moons"),
+        ({"data": "xor", "optimizer": "adamax"}, "training.optimizer: unknown optimizer 'adamax'; did you mean 'adamw'? (use gd, sgd"),
         ({"data": "xor", "learning_rate": -1}, "training.learning_rate: must be greater than 0, got -1"),
         ({"data": "xor", "learning_rate": "fast"}, "training.learning_rate: must be a finite number, got 'fast'"),
         ({"data": "xor", "epochs": 2.5}, "training.epochs: must be a whole number from 1 to 100000, got 2.5"),
@@ -219,11 +219,12 @@ def test_ctrl_c_on_the_command_line_writes_the_report(tmp_path, monkeypatch) -> 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--data", "cifar"], "examples/iris.toml: training.data: unknown data set 'cifar'"),
-        (["--data", "digits"], "network.inputs: digits has 64 features; the network has 4 inputs; set inputs = 64"),
-        (["--data", "moons"], "network.inputs: moons has 2 features; the network has 4 inputs; set inputs = 2"),
+        (["--data", "cifar"], "chainrule: --data: unknown data set 'cifar'"),
+        (["--data", "digits"], ("--data: digits has 64 features; the network of examples/iris.toml has 4 inputs; "
+                                "use a data set of 4 features (iris) or set network.inputs = 64 in it")),
+        (["--data", "moons"], "--data: moons has 2 features; the network of examples/iris.toml has 4 inputs"),
         (["--lr", "abc"], "argument --lr: must be a number, got 'abc'"),
-        (["--optimizer", "lbfgs"], "training.optimizer: unknown optimizer 'lbfgs'"),
+        (["--optimizer", "lbfgs"], "chainrule: --optimizer: unknown optimizer 'lbfgs'"),
         (["--batch-size", "-3"], "argument --batch-size: must be a whole number"),
     ],
 )
@@ -327,7 +328,7 @@ def test_batch_norm_with_a_batch_of_one_on_the_command_line_is_exit_2_and_no_fil
     code = main(["train", "examples/batchnorm.toml", "--batch-size", "1", "--out", str(tmp_path / "out"), "--quiet"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "examples/batchnorm.toml: training.batch_size: batch norm normalizes over the examples of a batch" in err
+    assert "chainrule: --batch-size: batch norm normalizes over the examples of a batch" in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "out").exists()
 
@@ -368,3 +369,39 @@ def test_depth_20_sigmoid_trains_with_batch_norm_and_not_without() -> None:
     assert a.history[0].gradient_norms["layer 1"] < 1e-10
     assert b.history[-1].train_loss < 0.5 and b.test_accuracy >= 0.8
     assert b.history[0].gradient_norms["layer 1"] > 1e-2
+
+
+# --- after training: what the classifier makes of the test set (issue 12) -------------------------
+
+XOR_NET = Network(2, (Dense(2, "sigmoid"), Dense(1, "sigmoid")), "mse")
+
+
+def test_a_trained_xor_has_its_confusion_matrix_and_decision_boundary() -> None:
+    run = settings({"data": "xor", "optimizer": "adam", "learning_rate": 0.1, "epochs": 300, "batch_size": "full", "init": "he_normal"})
+    result = fit(compile(XOR_NET), load_dataset("xor", outputs=1, targets="unit"), run)
+    assert result.test_accuracy == 1.0 and result.stall is None
+    seen = result.classified
+    assert seen.confusion == ((2, 0), (0, 2)) and seen.missed == 0 and seen.misses == ()
+    b = seen.boundary
+    assert len(b.x) == len(b.y) == len(b.predicted) == len(b.predicted[0]) == GRID
+    assert sorted(b.points) == [(0.0, 0.0, 0), (0.0, 1.0, 1), (1.0, 0.0, 1), (1.0, 1.0, 0)]
+    # the grid's corners are XOR's corners, outside by a margin: (0, 0) → 0 and (1, 0) → 1
+    assert b.x[0] < 0 and b.x[-1] > 1 and b.predicted[0][0] == 0 and b.predicted[0][-1] == 1
+    assert result.first_entry == ("W1", (0, 0))
+    assert result.first_step[0] == compile(XOR_NET).init_params(0, "he_normal")["W1"][0, 0]
+
+
+def test_digits_keeps_its_first_misclassified_test_images() -> None:
+    net = Network(64, (Dense(10, "softmax"),), "cross_entropy")
+    data = load_dataset("digits", outputs=10, targets="distribution")
+    result = fit(compile(net), data, settings({"data": "digits", "epochs": 1, "learning_rate": 0.001}))
+    seen = result.classified
+    assert sum(map(sum, seen.confusion)) == len(data.X_test) == 360
+    assert seen.missed == 360 - sum(seen.confusion[i][i] for i in range(10)) > MISSES
+    assert len(seen.misses) == MISSES and seen.boundary is None
+    first = seen.misses[0]
+    row = first.row - 1
+    assert first.truth == data.classes[data.labels_test[row]] != first.predicted
+    assert np.allclose(np.array(first.image), (data.X_test[row] * data.scale + data.mean).reshape(8, 8))
+    assert np.array(first.image).max() <= 16 and np.array(first.image).min() >= 0  # pixels as loaded, 0 to 16
+

@@ -17,6 +17,7 @@ from xml.dom import minidom
 
 import numpy as np
 import pytest
+import sympy as sp
 from markupsafe import escape
 
 from chainrule import plots
@@ -27,10 +28,20 @@ from chainrule.render.printing import mathml
 from chainrule.render.training import (
     TABLE_ROWS,
     _printer_notation,
+    _worked_mathml,
     render_training,
     training_documents,
 )
-from chainrule.train import Epoch, Settings, TrainingResult
+from chainrule.train import (
+    Boundary,
+    Classified,
+    Epoch,
+    Miss,
+    Saturation,
+    Settings,
+    Stall,
+    TrainingResult,
+)
 
 EVIL = "<script>alert('x')</script> & co"
 
@@ -237,7 +248,7 @@ def test_a_long_history_scrolls_in_a_box(long_run: TrainingResult) -> None:
     assert len(long_run.history) > TABLE_ROWS
     assert 'class="table-box long"' in html and "All 200 epochs" in html
     assert len(body_rows(html)) == 200
-    assert len(svgs(html)) == 3
+    assert len(svgs(html)) == 4  # loss, accuracy, the learning rate the step schedule changes, gradient norms
 
 
 def test_the_same_run_gives_the_same_bytes(classification: TrainingResult) -> None:
@@ -279,7 +290,7 @@ def test_every_optimizer_shows_its_equations_and_a_worked_step(name: str, stoppe
     for u in optimizer.updates:
         assert f"{printed(u.target)}</math></td><td class=\"rhs\"><div class=\"scroll\"><math class=\"d\"><mo>=</mo>{printed(u.expr)}</math>" in section
     for w in worked:
-        assert f"<mo>=</mo><mn>{format_number(w.value)}</mn>" in section
+        assert f"<mo>=</mo>{_worked_mathml(_printer_notation(NOTATION))(w.value)}</math>" in section
     for p in optimizer.hyperparameters:
         assert f"<td><math>{printed(p.symbol)}</math></td><td><code>{p.name}</code></td><td class=\"num\">{format_number(values[p.name])}</td>" in section
     doc = json.loads(render_training(run, "json", worked, optimizer, SCHEDULES["step"], NOTATION))["update"]
@@ -419,7 +430,133 @@ def test_html_shows_the_running_statistics_per_unit(batch_norm: TrainingResult, 
     rows = re.findall(r"<tr>(.*?)</tr>", re.search(r"<tbody>(.*?)</tbody>", section, flags=re.DOTALL).group(1))
     assert len(rows) == 2 and "<code>mean2</code>" in rows[0] and "<code>var2</code>" in rows[1]
     cells = [re.findall(r'<td class="num">(.*?)</td>', row) for row in rows]
-    assert cells == [["2", format_number(0.25, 4), format_number(-1.5, 4), format_number(3.0, 4)],
+    assert cells == [["2", format_number(0.25, 4), "\u22121.5", format_number(3.0, 4)],
                      ["2", format_number(0.5, 4), format_number(2.0, 4), format_number(1.125, 4)]]  # fmt: skip
     assert html.index('id="state"') < html.index('id="update"')
     assert 'id="state"' not in render_training(classification, "html")
+
+
+# --- issue 12: a loss that spans decades, the rate a schedule sets, what the classifier predicts ---
+
+
+def falling(n: int = 40) -> tuple[Epoch, ...]:
+    """XOR's shape: a loss from 0.25 down to 2.3·10⁻⁵, four decades."""
+    return tuple(replace(e, train_loss=0.25 * (2.3e-5 / 0.25) ** ((e.epoch - 1) / (n - 1)),
+                         val_loss=0.25 * (2.3e-5 / 0.25) ** ((e.epoch - 1) / (n - 1)), learning_rate=0.1)
+                 for e in history(n))  # fmt: skip
+
+
+def chart(html: str, key: str) -> str:
+    return re.search(rf'<figure class="chart" id="{key}">(.*?)</figure>', html, flags=re.DOTALL).group(1)
+
+
+def ticks(svg: str) -> list[str]:
+    return re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+
+
+def test_a_loss_that_spans_decades_is_drawn_on_a_log_axis(classification: TrainingResult) -> None:
+    run = replace(classification, history=falling(), settings=replace(SETTINGS, schedule="constant", epochs=40))
+    loss = chart(render_training(run, "html"), "loss-chart")
+    assert "on a log scale: it spans 4 decades." in loss
+    assert {"10⁻¹", "10⁻²", "10⁻³", "10⁻⁴"} <= set(ticks(loss))  # a linear axis put 2.3·10⁻⁵ on zero
+    flat = chart(render_training(classification, "html"), "loss-chart")  # 1.5 → 0.3: less than a decade
+    assert "log scale" not in flat and "0.4" in ticks(flat)
+
+
+@pytest.mark.parametrize(("schedule", "log"), [("step", True), ("cosine", False)])
+def test_a_schedule_that_changes_the_rate_has_a_chart_of_it(classification: TrainingResult, schedule: str, log: bool) -> None:
+    n = 40
+    rates = [SCHEDULES[schedule].rate(0.1, e, n, {"step_size": 10, "gamma": 0.1}) for e in range(n)]
+    run = replace(classification, settings=replace(SETTINGS, schedule=schedule, epochs=n),
+                  history=tuple(replace(e, learning_rate=r) for e, r in zip(history(n), rates)))  # fmt: skip
+    html = render_training(run, "html")
+    rate = chart(html, "rate-chart")
+    assert 'aria-label="Learning rate"' in rate and f"as the {schedule} schedule set it" in rate
+    assert ("on a log scale" in rate) is log and ("10⁻³" in ticks(rate)) is log
+    constant = replace(run, history=tuple(replace(e, learning_rate=0.1) for e in run.history))
+    assert 'id="rate-chart"' not in render_training(constant, "html")
+
+
+def worked_run(stopped_empty: TrainingResult, name: str) -> tuple[str, tuple]:
+    optimizer = OPTIMIZERS[name]
+    run = replace(stopped_empty, settings=replace(SETTINGS, optimizer=name, hyperparameters={}), first_entry=("W1", (0, 0)))
+    worked = worked_step(optimizer, 0.12573, 0.000253718265, 0.1)
+    html = render_training(run, "html", worked, optimizer, None, NOTATION)
+    return html.split("<h3>One step, with numbers</h3>")[1].split("</table>")[0], worked
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_the_worked_step_names_its_parameter_and_writes_every_number_alike(stopped_empty: TrainingResult, name: str) -> None:
+    section, _ = worked_run(stopped_empty, name)
+    w11 = mathml(sp.Symbol("w"), {sp.Symbol("w"): Notation("w", "w", 1, (1, 1))})
+    assert f"The first step (<math><mi>t</mi><mo>=</mo><mn>1</mn></math>) of <math>{w11}</math>, the weight from input 1 to unit 1 of layer 1 (<code>W1[0, 0]</code>)" in section
+    numbers = re.findall(r"<mn>([^<]*)</mn>", section)
+    assert not [n for n in numbers if "e" in n or n.endswith(".0")]  # not 2.53718265e-05, not 1.0·10⁻⁸
+    assert all(len(n.lstrip("−0.").replace(".", "")) <= 6 for n in numbers)  # six significant digits at most
+    if name in ("adam", "adamw"):
+        # m₁ = 0.9·0 + (1 − 0.9)·0.000253718 = 2.53718·10⁻⁵, its result in the form of its arithmetic
+        assert "<mn>2.53718</mn><mo>·</mo><msup><mn>10</mn><mn>−5</mn></msup>" in section
+        assert "<mn>1</mn><mo>·</mo><msup><mn>10</mn><mn>−8</mn></msup>" in section  # ε
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_update_reads_in_the_textbook_order(stopped_empty: TrainingResult, name: str) -> None:
+    section, _ = worked_run(stopped_empty, name)
+    theta_before = printed(next(s for s in NOTATION if s.name == "theta_{t-1}"))
+    rows = re.findall(r'<td class="rhs"><div class="scroll"><math class="d"><mo>=</mo>(.*?)</math>', section)
+    step = rows[-3:]  # θₜ: its equation, its numbers, its result
+    assert re.match(rf"(<mrow>)*{re.escape(theta_before)}", step[0])  # θₜ₋₁ first, not −η m̂/(ε + √v̂) + θₜ₋₁
+    assert re.match(r"(<mrow>)*<mn>0\.12573</mn>", step[1])  # θₜ₋₁'s number first: θₜ₋₁ − η …
+    if name not in ("adamw",):
+        assert f"{theta_before}<mo>−</mo>" in step[0]
+
+
+def classified(boundary: bool = True, images: bool = False) -> Classified:
+    grid = Boundary((0.0, 0.5, 1.0), (0.0, 0.5, 1.0), ((0, 1, 1), (1, 1, 0), (1, 0, 0)),
+                    ((0.0, 0.0, 0), (0.0, 1.0, 1), (1.0, 0.0, 1), (1.0, 1.0, 0)))  # fmt: skip
+    image = ((0.0, 16.0), (8.0, 4.0))
+    misses = (Miss(3, "setosa", "virginica", image if images else ()), Miss(7, "versicolor", "setosa", image if images else ()))
+    return Classified(((9, 0, 1), (1, 8, 1), (0, 0, 10)), misses, 3, grid if boundary else None)
+
+
+def test_the_report_shows_the_confusion_matrix(classification: TrainingResult) -> None:
+    html = render_training(replace(classification, classified=classified(boundary=False)), "html")
+    section = re.search(r'<section id="predictions">(.*?)</section>', html, flags=re.DOTALL).group(1)
+    assert "3 of 30 are off it" in section
+    rows = re.findall(r"<tr><th scope=\"row\">(.*?)</tr>", section)
+    assert [re.findall(r">(\d+)</td>", r) for r in rows] == [["9", "0", "1", "10"], ["1", "8", "1", "10"], ["0", "0", "10", "10"]]
+    assert '<td class="num right" style="background: rgba(31, 119, 180, 0.40)">9</td>' in rows[0]
+    assert '<td class="num" style="background: rgba(214, 39, 40, 0.20)">1</td>' in rows[0]  # an error shows
+    assert '<td class="num zero">0</td>' in rows[0]
+    doc = json.loads(render_training(replace(classification, classified=classified()), "json"))["classified"]
+    assert doc == {"confusion": [[9, 0, 1], [1, 8, 1], [0, 0, 10]], "missed": 3,
+                   "misses": [{"row": 3, "truth": "setosa", "predicted": "virginica"},
+                              {"row": 7, "truth": "versicolor", "predicted": "setosa"}]}  # fmt: skip
+    assert json.loads(render_training(classification, "json"))["classified"] is None
+
+
+def test_a_2d_data_set_has_its_decision_boundary_and_an_image_set_its_misses(classification: TrainingResult) -> None:
+    run = replace(classification, settings=replace(SETTINGS, data="xor"), classified=classified(images=True))
+    html = render_training(run, "html")
+    boundary, misses = chart(html, "boundary-chart"), chart(html, "misses-chart")
+    assert 'aria-label="Decision boundary on xor"' in boundary and "<image" in boundary and ">setosa<" in boundary
+    assert 'aria-label="Misclassified test images"' in misses and boundary.count("<svg") == misses.count("<svg") == 1
+    assert "#3: setosa → virginica" in misses and "#7: versicolor → setosa" in misses
+    assert "(the first 2 of 3)" in misses
+    assert html == render_training(run, "html")  # byte for byte
+    plain = render_training(replace(run, classified=classified(boundary=False)), "html")
+    assert 'id="boundary-chart"' not in plain and 'id="misses-chart"' not in plain
+
+
+def test_a_stalled_run_says_so_in_the_report(classification: TrainingResult) -> None:
+    layers = (Saturation(1, "sigmoid", 1.0, 0.5), Saturation(2, "sigmoid", 1.0, 0.0))
+    stall = Stall(28, 0.4999999999986, 0.2501540916, 1.38e-12, 0.033, layers, "the units are saturated, … try --lr 100")
+    run = replace(classification, stall=stall)
+    html = render_training(run, "html")
+    assert ('<p class="stalled" role="status"><strong>Training stalled</strong> from epoch 28 on: the training loss '
+            "stayed at 0.5 (0.2502 at initialization) and the gradient norm fell to 1.4e-12 (at most 0.033 earlier). "
+            "Likely cause: the units are saturated, … try --lr 100.</p>") in html
+    doc = json.loads(render_training(run, "json"))["stall"]
+    assert doc["since"] == 28 and doc["layers"][0] == {"layer": 1, "activation": "sigmoid", "saturated": 1.0, "dead": 0.5}
+    assert doc["message"] == stall.message and doc["message"].startswith("training stalled from epoch 28 on")
+    assert 'class="stalled"' not in render_training(classification, "html")

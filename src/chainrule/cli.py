@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain = commands.add_parser(
         "explain",
+        # FORMULA is required (main() says so when it is missing), though argparse is told "?".
+        usage="%(prog)s [-h] FORMULA [--wrt NAME] [--at NAME=VALUE,...] [--order {1,2}] [--format LIST] [--out DIR] "
+        "[--name STEM]",
         help="differentiate any formula step by step and write the documents",
         description="Differentiate a formula with respect to one or more variables, one rule at a time, "
         "and write every step as HTML, LaTeX, Markdown and JSON. Formulas use numbers, variables, + - * / ** "
@@ -94,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit codes: 0 written; 1 a derivative failed the finite-difference check (nothing written); "
         "2 bad input (nothing written).",
     )
-    explain.add_argument("formula", metavar="FORMULA", help='the formula, e.g. "x**2*sin(x)" (quote it for the shell)')
+    # "?": a formula that starts with a minus, "-log(x)", looks like an option to argparse; main() takes it back.
+    explain.add_argument("formula", nargs="?", metavar="FORMULA",
+                         help='the formula, e.g. "x**2*sin(x)" or "-log(x)" (quote it for the shell)')  # fmt: skip
     explain.add_argument(
         "--wrt",
         action="append",
@@ -119,8 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compile the network to vectorized NumPy from its layer-level rules, train it on a data set "
         "that ships with the package or is generated (xor, moons, spirals, iris, breast_cancer, digits), and write "
         "a report (HTML with curves, JSON with the history). Options override the spec's [training] table.",
-        epilog="Ctrl-C stops training and still writes the report. Exit codes: 0 trained; 1 training stopped on a "
-        "NaN or inf (the report says where); 2 bad input (nothing written).",
+        epilog="Ctrl-C stops training and still writes the report. A run whose loss went flat with a vanishing "
+        "gradient before it learned has stalled: the report and stderr say so, with the likely cause (saturated or "
+        "dead units, a learning rate too high); it still trained, so it exits 0. Exit codes: 0 trained; 1 training "
+        "stopped on a NaN or inf (the report says where); 2 bad input (nothing written).",
     )
     train.add_argument("spec", metavar="SPEC", help="a TOML network spec, e.g. examples/digits.toml")
     train.add_argument("--data", metavar="NAME", help="xor, moons, spirals, iris, breast_cancer or digits")
@@ -372,17 +379,24 @@ def _train(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         return _fail(f"--out: {args.out} is a file; give a folder")
     network = load(args.spec)
-    overrides = {
-        "data": args.data, "optimizer": args.optimizer, "learning_rate": args.lr, "epochs": args.epochs,
-        "batch_size": args.batch_size, "seed": args.seed, "init": args.init, "schedule": args.schedule,
-        "clip_value": args.clip_value, "clip_norm": args.clip_norm,
-    }
+    overrides = {key: getattr(args, option.removeprefix("--").replace("-", "_")) for key, option in TRAIN_OPTIONS.items()}
     try:
         run = settings(network.training, overrides, network)
     except SpecError as exc:
+        # A wrong value is the option's fault when the option gave it, and the spec's otherwise.
+        key = exc.field.removeprefix("training.")
+        if overrides.get(key) is not None:
+            return _fail(f"{TRAIN_OPTIONS[key]}: {exc.message}")
         raise exc.located(args.spec) from None
     features = DATASETS[run.data].features
     if features != network.inputs:
+        fitting = [name for name, source in DATASETS.items() if source.features == network.inputs]
+        if args.data is not None:
+            instead = f"use a data set of {network.inputs} features ({', '.join(fitting)}) or " if fitting else ""
+            return _fail(
+                f"--data: {run.data} has {features} features; the network of {args.spec} has {network.inputs} "
+                f"inputs; {instead}set network.inputs = {features} in it"
+            )
         return _fail(
             f"{args.spec}: network.inputs: {run.data} has {features} features; the network has "
             f"{network.inputs} inputs; set inputs = {features}"
@@ -390,7 +404,7 @@ def _train(args: argparse.Namespace) -> int:
     try:
         data = load_dataset(run.data, outputs=network.outputs, targets=network.loss_choice.entry.targets, seed=run.seed)
     except DataError as exc:
-        return _fail(f"{args.spec}: {exc}")
+        return _fail(f"--data: {exc.message}" if args.data is not None else f"{args.spec}: {exc}")
     model = compile(network)
     progress = Progress(run.epochs, enabled=not args.quiet)
     result = fit(model, data, run, progress.step, progress.epoch, title=network.title or Path(args.spec).stem)
@@ -407,6 +421,8 @@ def _train(args: argparse.Namespace) -> int:
         return written
     if result.stopped:
         print(f"chainrule: training stopped: {result.stopped}", file=sys.stderr)
+    if result.stall is not None:
+        print(f"chainrule: {result.stall.message}", file=sys.stderr)
     if result.test_loss is not None:
         accuracy = "" if result.test_accuracy is None else f", test accuracy {result.test_accuracy:.2%}"
         print(f"test loss {result.test_loss:.4g}{accuracy} after {len(result.history)} epochs")
@@ -521,9 +537,23 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _formula_option(args: argparse.Namespace, extras: list[str]) -> str | None:
+    """The formula argparse took for an unknown option ("-log(x)"): the one leftover that is not a --name."""
+    if args.command == "explain" and args.formula is None and len(extras) == 1 and not extras[0].startswith("--"):
+        return extras[0]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        args.formula = _formula_option(args, extras)
+        if args.formula is None:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    if args.command == "explain" and args.formula is None:
+        parser.exit(EXIT_BAD_INPUT, "chainrule explain: the following arguments are required: FORMULA "
+                                    "(see chainrule explain --help)\n")  # fmt: skip
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
@@ -535,6 +565,14 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted; nothing was written", 130)
+
+
+#: The options of ``chainrule train`` that override the spec's [training] table, by its key.
+TRAIN_OPTIONS = {
+    "data": "--data", "optimizer": "--optimizer", "learning_rate": "--lr", "epochs": "--epochs",
+    "batch_size": "--batch-size", "seed": "--seed", "init": "--init", "schedule": "--schedule",
+    "clip_value": "--clip-value", "clip_norm": "--clip-norm",
+}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -88,7 +88,12 @@ def resolve(parameters: tuple[Hyperparameter, ...], values: Mapping[str, float] 
 
 @dataclass(frozen=True)
 class Update:
-    """One equation of an update rule: target = expr."""
+    """One equation of an update rule: target = expr.
+
+    ``expr`` is written as the textbooks write it, θₜ₋₁ − η m̂ₜ/(√v̂ₜ + ε): built unevaluated
+    and wrapped in ``UnevaluatedExpr``, so the printers keep its order; ``expr.doit()`` is
+    the plain SymPy expression.
+    """
 
     target: sp.Symbol
     expr: sp.Expr
@@ -218,20 +223,58 @@ def _epsilon(default: float) -> Hyperparameter:
     return Hyperparameter("epsilon", _EPS, default, "\\varepsilon", "ε")
 
 
-def _adam_updates(decay: sp.Expr) -> tuple[Update, ...]:
+# The equations are built unevaluated, in the order the textbooks write them: SymPy would
+# write θₜ = −η m̂ₜ/(ε + √v̂ₜ) + θₜ₋₁ and mₜ = β₁mₜ₋₁ + gₜ(1 − β₁).
+
+
+def _sum(*terms: sp.Expr) -> sp.Expr:
+    return sp.Add(*terms, evaluate=False)
+
+
+def _product(*factors: sp.Expr) -> sp.Expr:
+    return sp.Mul(*factors, evaluate=False)
+
+
+def _less(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """a − b, as written."""
+    return _sum(a, sp.Mul(-1, b, evaluate=False))
+
+
+def _over(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """a/b, as written."""
+    return _product(a, sp.Pow(b, -1, evaluate=False))
+
+
+def _written(expr: sp.Expr) -> sp.Expr:
+    """A right side the printers print in the order it was built."""
+    return sp.UnevaluatedExpr(expr)
+
+
+def _average(decay: sp.Symbol, previous: sp.Symbol, new: sp.Expr) -> sp.Expr:
+    """β·previous + (1 − β)·new: an exponential moving average."""
+    return _written(_sum(_product(decay, previous), _product(_less(sp.Integer(1), decay), new)))
+
+
+def _scaled_step(direction: sp.Expr, scale: sp.Symbol) -> sp.Expr:
+    """η·direction/(√scale + ε), the step of Adagrad, RMSprop and Adam."""
+    return _over(_product(ETA, direction), _sum(sp.sqrt(scale), _EPS))
+
+
+def _adam_updates(decay: sp.Expr | None) -> tuple[Update, ...]:
     """Adam's equations; ``decay`` multiplies θ_{t-1} (1 - ηλ for AdamW)."""
-    b1, b2, eps = BETA1.symbol, BETA2.symbol, _EPS
+    b1, b2 = BETA1.symbol, BETA2.symbol
+    start = THETA if decay is None else _product(THETA, decay)
     return (
-        Update(M, b1 * M_PREV + (1 - b1) * G),
-        Update(V, b2 * V_PREV + (1 - b2) * G**2),
-        Update(M_HAT, M / (1 - b1**T)),
-        Update(V_HAT, V / (1 - b2**T)),
-        Update(THETA_NEW, decay * THETA - ETA * M_HAT / (sp.sqrt(V_HAT) + eps)),
+        Update(M, _average(b1, M_PREV, G)),
+        Update(V, _average(b2, V_PREV, G**2)),
+        Update(M_HAT, _written(_over(M, _less(sp.Integer(1), b1**T)))),
+        Update(V_HAT, _written(_over(V, _less(sp.Integer(1), b2**T)))),
+        Update(THETA_NEW, _written(_less(start, _scaled_step(M_HAT, V_HAT)))),
     )
 
 
 _MU = MOMENTUM.symbol
-_DESCENT = (Update(THETA_NEW, THETA - ETA * G),)
+_DESCENT = (Update(THETA_NEW, _written(_less(THETA, _product(ETA, G)))),)
 
 OPTIMIZERS: dict[str, Optimizer] = {
     entry.name: entry
@@ -254,7 +297,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
             "SGD with momentum",
             (MOMENTUM,),
             ((V_PREV, V),),
-            (Update(V, _MU * V_PREV + G), Update(THETA_NEW, THETA - ETA * V)),
+            (Update(V, _written(_sum(_product(_MU, V_PREV), G))), Update(THETA_NEW, _written(_less(THETA, _product(ETA, V))))),
             "Polyak 1964, in PyTorch's form; torch.optim.SGD(momentum=μ)",
             kernel=_momentum,
         ),
@@ -263,7 +306,10 @@ OPTIMIZERS: dict[str, Optimizer] = {
             "SGD with Nesterov momentum",
             (MOMENTUM,),
             ((V_PREV, V),),
-            (Update(V, _MU * V_PREV + G), Update(THETA_NEW, THETA - ETA * (G + _MU * V))),
+            (
+                Update(V, _written(_sum(_product(_MU, V_PREV), G))),
+                Update(THETA_NEW, _written(_less(THETA, _product(ETA, _sum(G, _product(_MU, V)))))),
+            ),
             "Sutskever et al. 2013, in PyTorch's form; torch.optim.SGD(momentum=μ, nesterov=True)",
             kernel=_nesterov,
         ),
@@ -272,7 +318,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
             "Adagrad",
             (_epsilon(1e-10),),
             ((S_PREV, S),),
-            (Update(S, S_PREV + G**2), Update(THETA_NEW, THETA - ETA * G / (sp.sqrt(S) + _EPS))),
+            (Update(S, _written(_sum(S_PREV, G**2))), Update(THETA_NEW, _written(_less(THETA, _scaled_step(G, S))))),
             "Duchi, Hazan & Singer 2011; torch.optim.Adagrad",
             kernel=_adagrad,
         ),
@@ -282,8 +328,8 @@ OPTIMIZERS: dict[str, Optimizer] = {
             (ALPHA, _epsilon(1e-8)),
             ((V_PREV, V),),
             (
-                Update(V, ALPHA.symbol * V_PREV + (1 - ALPHA.symbol) * G**2),
-                Update(THETA_NEW, THETA - ETA * G / (sp.sqrt(V) + _EPS)),
+                Update(V, _average(ALPHA.symbol, V_PREV, G**2)),
+                Update(THETA_NEW, _written(_less(THETA, _scaled_step(G, V)))),
             ),
             "Tieleman & Hinton 2012 (Coursera, lecture 6.5); torch.optim.RMSprop",
             kernel=_rmsprop,
@@ -293,7 +339,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
             "Adam",
             (BETA1, BETA2, _epsilon(1e-8)),
             ((M_PREV, M), (V_PREV, V)),
-            _adam_updates(sp.Integer(1)),
+            _adam_updates(None),
             "Kingma & Ba 2015; torch.optim.Adam",
             kernel=_adam,
         ),
@@ -302,7 +348,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
             "AdamW (decoupled weight decay)",
             (BETA1, BETA2, _epsilon(1e-8), WEIGHT_DECAY),
             ((M_PREV, M), (V_PREV, V)),
-            _adam_updates(1 - ETA * WEIGHT_DECAY.symbol),
+            _adam_updates(_less(sp.Integer(1), _product(ETA, WEIGHT_DECAY.symbol))),
             "Loshchilov & Hutter 2019; torch.optim.AdamW",
             kernel=_adamw,
         ),
@@ -324,27 +370,25 @@ class WorkedUpdate:
 def _number(value: float) -> sp.Expr:
     if isinstance(value, int):  # the step count t
         return sp.Integer(value)
-    # A negative number stays one unit, so that η·g with g = -0.5 reads 0.1·(-0.5).
-    return sp.UnevaluatedExpr(sp.Float(value)) if value < 0 else sp.Float(value + 0.0)  # no -0.0
-
-
-def _minus(number: sp.Float) -> sp.Expr:
-    return sp.Mul(-1, sp.UnevaluatedExpr(-number), evaluate=False)
+    return sp.Float(value + 0.0)  # no -0.0
 
 
 def _substitute(expr: sp.Expr, numbers: Mapping[sp.Symbol, float]) -> sp.Expr:
-    """``expr`` with its symbols replaced by numbers and nothing evaluated: the arithmetic as a reader does it."""
+    """``expr`` with its symbols replaced by numbers and nothing evaluated: the arithmetic as a reader does it.
+
+    The equation's order stays (it is built unevaluated); a negative number is one unit,
+    which the printers put in parentheses inside a product, 0.1·(−0.25), and a sum's
+    negative term is subtracted, 0.45 − 0.25.
+    """
     if expr in numbers:
         return _number(numbers[expr])
     if not expr.args:
         return expr
     args = [_substitute(arg, numbers) for arg in expr.args]
+    if isinstance(expr, sp.UnevaluatedExpr):
+        return sp.UnevaluatedExpr(args[0])
     if isinstance(expr, sp.Add):
-        # a + (-0.25) reads a - 0.25.
-        args = [_minus(a.args[0]) if isinstance(a, sp.UnevaluatedExpr) else a for a in args]
-    elif isinstance(expr, sp.Mul) and args[0] == -1 and len(args) > 2:
-        # SymPy prints an unevaluated -1·a·b as (-1) a b, and -(a·b) as - a b.
-        args = [sp.S.NegativeOne, sp.Mul(*args[1:], evaluate=False)]
+        args = [sp.Mul(-1, -a, evaluate=False) if a.is_Number and a.is_negative else a for a in args]
     return expr.func(*args, evaluate=False)
 
 
@@ -361,11 +405,14 @@ def worked_step(
 
     ``state`` holds the state variables before the step by name ("m", "v"); missing ones are 0.
 
+    The equations keep the order they were written in (``order="none"``; chainrule's printers
+    keep it by themselves):
+
     >>> w = worked_step(OPTIMIZERS["momentum"], 0.5, -0.25, 0.1, {"momentum": 0.9}, {"v": 0.5})
     >>> for u in w:
-    ...     print(u.target, "=", u.expr, "=", u.substituted, "=", u.value)
-    v_t = g_t + mu*v_{t-1} = 0.5*0.9 - 0.25 = 0.2
-    theta_t = -eta*v_t + theta_{t-1} = 0.5 - 0.1*0.2 = 0.48
+    ...     print(u.target, *(sp.latex(e, order="none") for e in (u.expr, u.substituted)), u.value, sep=" = ")
+    v_t = \\mu v_{t-1} + g_{t} = 0.9 \\cdot 0.5 - 0.25 = 0.2
+    theta_t = theta_{t-1} - \\eta v_{t} = 0.5 - 0.1 \\cdot 0.2 = 0.48
     """
     unknown = set(state or {}) - set(optimizer.state_names)
     if unknown:
@@ -380,7 +427,7 @@ def worked_step(
     worked = []
     for update in optimizer.updates:
         substituted = _substitute(update.expr, numbers)
-        value = float(update.expr.xreplace({s: sp.sympify(v) for s, v in numbers.items()}))
+        value = float(update.expr.doit().xreplace({s: sp.sympify(v) for s, v in numbers.items()}))
         worked.append(WorkedUpdate(update.target, update.expr, substituted, value))
         numbers[update.target] = value
     return tuple(worked)
@@ -421,7 +468,7 @@ SCHEDULES: dict[str, Schedule] = {
             "step",
             "step decay: × γ every s epochs",
             (STEP_SIZE, GAMMA),
-            ETA * GAMMA.symbol ** sp.floor(E / STEP_SIZE.symbol),
+            _written(_product(ETA, GAMMA.symbol ** sp.floor(E / STEP_SIZE.symbol))),
             "torch.optim.lr_scheduler.StepLR",
             function=lambda lr, e, n, h: lr * h["gamma"] ** (e // h["step_size"]),
         ),
@@ -429,7 +476,9 @@ SCHEDULES: dict[str, Schedule] = {
             "cosine",
             "cosine annealing to η_min",
             (ETA_MIN,),
-            ETA_MIN.symbol + (ETA - ETA_MIN.symbol) * (1 + sp.cos(sp.pi * E / N_E)) / 2,
+            # η_min + ½(η − η_min)(1 + cos(πE/N_E)), as SGDR writes it
+            _written(_sum(ETA_MIN.symbol, _product(sp.UnevaluatedExpr(sp.S.Half), _less(ETA, ETA_MIN.symbol),
+                                                   _sum(sp.Integer(1), sp.cos(sp.pi * E / N_E))))),
             "Loshchilov & Hutter 2017 (SGDR), without restarts; torch.optim.lr_scheduler.CosineAnnealingLR(T_max=N_E)",
             function=lambda lr, e, n, h: h["eta_min"] + (lr - h["eta_min"]) * (1 + math.cos(math.pi * e / n)) / 2,
         ),

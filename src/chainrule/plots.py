@@ -24,6 +24,8 @@ MARKERS_UP_TO = 40
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 #: Colour and dash change together, so curves stay apart in grey print and for colour-blind readers.
 _DASHES = ("-", "--", "-.", ":")
+#: A class's marker in a scatter of examples, beside its colour.
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def _rc(salt: str) -> dict:
@@ -225,6 +227,110 @@ def histograms(
         fig.legend(loc="outside right upper", frameon=False)
 
     return _chart(draw, title, fmt)
+
+
+def decades(values: Sequence[float | None]) -> float:
+    """How many decades the positive finite values span (0 with fewer than two of them).
+
+    >>> decades([0.25, 0.1, 2.3e-5]), decades([0.5, 0.4, None]), decades([0.0, 1.0])
+    (4.036..., 0.0969..., 0.0)
+    """
+    drawn = [v for v in _points(values, log=True) if not math.isnan(v)]
+    return math.log10(max(drawn) / min(drawn)) if len(drawn) >= 2 else 0.0
+
+
+def boundary(
+    x: Sequence[float],
+    y: Sequence[float],
+    predicted: Sequence[Sequence[int]],
+    points: Sequence[tuple[float, float, int]],
+    *,
+    classes: Sequence[str],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    margin: Sequence[Sequence[float]] | None = None,
+    fmt: str = "svg",
+) -> str | bytes:
+    """A 2-D classifier's regions (``predicted[row][column]`` over the grid ``x`` × ``y``), their borders, and the examples.
+
+    Each class has a colour and a marker of its own, so the picture reads in grey print too.
+    With two classes, ``margin`` (above 0 where class 1 is predicted) draws the border as its
+    zero level line, smooth where the classes' own border would follow the grid's steps.
+
+    >>> svg = boundary([0.0, 1.0], [0.0, 1.0], [[0, 1], [1, 1]], [(0.0, 0.0, 0), (1.0, 1.0, 1)],
+    ...                classes=["a", "b"], xlabel="x₁", ylabel="x₂", title="B")
+    >>> svg.startswith("<svg ") and "<image" in svg
+    True
+    """
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    k = len(classes)
+    colors = [_COLORS[i % len(_COLORS)] for i in range(k)]
+
+    def draw(fig, ax) -> None:
+        ax.grid(False)
+        ax.set_xlabel(_literal(xlabel))
+        ax.set_ylabel(_literal(ylabel))
+        extent = (x[0], x[-1], y[0], y[-1])
+        regions = ListedColormap(colors)
+        norm = BoundaryNorm([i - 0.5 for i in range(k + 1)], k)
+        ax.imshow(predicted, origin="lower", extent=extent, aspect="auto", interpolation="nearest", cmap=regions,
+                  norm=norm, alpha=0.22)  # fmt: skip
+        if len({v for row in predicted for v in row}) > 1:
+            field, levels = (margin, [0.0]) if margin is not None else (predicted, [i + 0.5 for i in range(k - 1)])
+            ax.contour(x, y, field, levels=levels, colors="#202124", linewidths=1.2)
+        for c in range(k):
+            mine = [(a, b) for a, b, label in points if label == c]
+            if mine:
+                ax.scatter([a for a, _ in mine], [b for _, b in mine], s=22, color=colors[c], edgecolors="white",
+                           linewidths=0.5, marker=_MARKERS[c % len(_MARKERS)], label=_literal(classes[c]), zorder=3)  # fmt: skip
+        ax.set_xlim(x[0], x[-1])
+        ax.set_ylim(y[0], y[-1])
+        fig.legend(loc="outside right upper", frameon=False)
+
+    return _chart(draw, title, fmt, (FIGSIZE[0], FIGSIZE[0] * 0.62))
+
+
+def images(
+    pixels: Sequence[Sequence[Sequence[float]]],
+    captions: Sequence[str],
+    *,
+    title: str,
+    per_row: int = 6,
+    fmt: str = "svg",
+) -> str | bytes:
+    """Small images in rows (``pixels[i]`` is image i's rows of values; larger is darker), each with its caption.
+
+    >>> svg = images([[[0.0, 16.0], [8.0, 4.0]]], ["true 3, predicted 8"], title="Misses")
+    >>> svg.count("<image") == 1 and "true 3, predicted 8" in svg
+    True
+    """
+    rows = max(1, math.ceil(len(pixels) / per_row))
+    columns = min(per_row, max(1, len(pixels)))
+    highest = max((v for image in pixels for row in image for v in row), default=1.0) or 1.0
+
+    def draw(fig, ax) -> None:
+        if not pixels:
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, "nothing to show", transform=ax.transAxes, ha="center", va="center", color="#5f6368")
+            return
+        # The panels take the whole figure, so the title goes above them all.
+        ax.remove()
+        fig.suptitle(_literal(title), x=0.01, ha="left", fontsize=11)
+        grid = fig.add_gridspec(rows, columns)
+        for i, (image, caption) in enumerate(zip(pixels, captions)):
+            panel = fig.add_subplot(grid[i // columns, i % columns])
+            panel.imshow(image, cmap="gray_r", vmin=0.0, vmax=highest, interpolation="nearest")
+            panel.set_xticks([])
+            panel.set_yticks([])
+            panel.grid(False)
+            for spine in panel.spines.values():
+                spine.set_visible(True)
+                spine.set_color("#9aa0a6")
+            panel.set_title(_literal(caption), fontsize=9)
+
+    return _chart(draw, title, fmt, (1.25 * columns + 0.3, 1.45 * rows + 0.45))
 
 
 def _decade(value: float, _position=None) -> str:

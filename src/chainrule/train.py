@@ -2,8 +2,11 @@
 
 ``fit`` runs mini-batch training with any optimizer of ``optim.OPTIMIZERS``, records each
 epoch (losses, accuracies, the rate, per-layer gradient norms), and stops cleanly on
-Ctrl-C or on a NaN, saying where it happened and what is the likely cause. The result is
-plain data; ``render/training.py`` writes the report.
+Ctrl-C or on a NaN, saying where it happened and what is the likely cause. A run that
+finishes is looked at once more: whether it stalled (its loss flat and its gradient
+vanished before it learned) and why (``stalled``), and what the trained classifier makes of
+the test set (``classify``: the confusion matrix, the misclassified examples, a 2-D set's
+decision boundary). The result is plain data; ``render/training.py`` writes the report.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from . import suggest
 from .datasets import DATASETS, Dataset, accuracy
 from .model import INIT_SCHEMES, Model
 from .network import Network, SpecError
@@ -82,6 +86,79 @@ class TrainingResult:
     #: The running statistics that evaluation uses (batch norm's ``mean2``, ``var2``, ...), as
     #: training left them: part of the trained model, with ``parameters``. Empty without batch norm.
     state: Mapping[str, np.ndarray] = field(default_factory=dict)
+    #: Which entry ``first_step`` is: the array's name and the entry's index in it, ("W1", (0, 0)).
+    first_entry: tuple[str, tuple[int, ...]] | None = None
+    #: Set when the loss went flat with a vanishing gradient before the run learned.
+    stall: Stall | None = None
+    #: What the trained classifier makes of the test set (empty for regression).
+    classified: Classified | None = None
+
+
+@dataclass(frozen=True)
+class Saturation:
+    """How much of one layer's activation has no slope left, on the training examples."""
+
+    layer: int
+    activation: str
+    saturated: float  # the fraction of units × examples with |f′(z)| < SATURATED
+    dead: float  # the fraction of units with f′(z) = 0 on every example
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Training went flat before it learned: the loss stopped moving and the gradient vanished."""
+
+    since: int  # the first epoch of the flat stretch
+    loss: float  # the training loss over it
+    initial_loss: float  # the training loss at initialization, before any step
+    gradient_norm: float  # of the last epoch, every layer together
+    largest_norm: float  # the largest of the run, for scale
+    layers: tuple[Saturation, ...]
+    cause: str  # one sentence: the likely cause and what to try
+
+    @property
+    def message(self) -> str:
+        return (
+            f"training stalled from epoch {self.since} on: the training loss stayed at {self.loss:.4g} "
+            f"({self.initial_loss:.4g} at initialization) and the gradient norm fell to {self.gradient_norm:.2g} "
+            f"(at most {self.largest_norm:.2g} earlier); {self.cause}"
+        )
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """A 2-D classifier's predicted class over a grid of the plane, with the training examples (features as loaded)."""
+
+    x: tuple[float, ...]  # the grid's columns: the first feature
+    y: tuple[float, ...]  # its rows: the second feature
+    predicted: tuple[tuple[int, ...], ...]  # the class index at [row][column]
+    points: tuple[tuple[float, float, int], ...]  # each training example: its two features and its class index
+    #: Two classes: a score at [row][column] that is above 0 where class 1 is predicted (the output
+    #: less its threshold, or the two outputs' difference), so the border is a smooth level line.
+    margin: tuple[tuple[float, ...], ...] | None = None
+
+
+@dataclass(frozen=True)
+class Miss:
+    """A test example the trained classifier gets wrong."""
+
+    row: int  # of the test part, from 1
+    truth: str
+    predicted: str
+    #: The example's pixels as rows, as loaded (an image data set only; else empty).
+    image: tuple[tuple[float, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class Classified:
+    """What the trained classifier makes of the test set."""
+
+    #: ``confusion[i][j]``: the test examples of class i predicted as class j.
+    confusion: tuple[tuple[int, ...], ...]
+    #: The first misclassified test examples (at most MISSES), in row order.
+    misses: tuple[Miss, ...] = ()
+    missed: int = 0  # how many test examples are misclassified in all
+    boundary: Boundary | None = None  # for a data set of two features
 
 
 #: What a run uses when neither the command line nor the spec's [training] table says.
@@ -99,6 +176,28 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
     }
 )
 MAX_EPOCHS = 100_000
+
+# A stall: over its last STALL_SHARE of the epochs (at least STALL_EPOCHS) the training loss
+# moved by less than FLAT of itself, the last gradient norm is below VANISHED of the run's
+# largest, and the loss is still above LEARNED of its value at initialization (below, a flat
+# loss and a vanishing gradient are what convergence looks like).
+STALL_EPOCHS = 5
+STALL_SHARE = 0.1
+FLAT = 1e-4
+VANISHED = 1e-6
+LEARNED = 0.01
+#: |f′(z)| below this counts an activation as saturated (as ``flow.SATURATED``).
+SATURATED = 0.01
+#: A layer is named as a stall's cause when this share of its units × examples is saturated
+#: (a healthy relu layer has no slope on about half of them), or this share of its units is dead.
+MOSTLY_SATURATED = 0.9
+MOSTLY_DEAD = 0.5
+#: The training rows a stall's diagnosis looks at: enough to measure, few enough to be quick.
+DIAGNOSED_ROWS = 512
+#: A decision boundary's grid has this many points a side.
+GRID = 120
+#: The misclassified test examples a result keeps (with their images, for an image data set).
+MISSES = 12
 _KEYS = {"data", "hyperparameters", *DEFAULTS}
 
 
@@ -131,11 +230,10 @@ def settings(
     data = merged.get("data")
     if data is None:
         raise SpecError("training.data", f"no data set given; use --data NAME or data = \"…\" in [training] ({', '.join(DATASETS)})")
-    if data not in DATASETS:
-        raise SpecError("training.data", f"unknown data set {_show(data)}; use one of {', '.join(DATASETS)}")
-    for key, table_ in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("init", INIT_SCHEMES)):
-        if merged[key] not in table_:
-            raise SpecError(f"training.{key}", f"unknown {key} {_show(merged[key])}; use one of {', '.join(table_)}")
+    for key, what, table_ in (("data", "data set", DATASETS), ("optimizer", "optimizer", OPTIMIZERS),
+                              ("schedule", "schedule", SCHEDULES), ("init", "init", INIT_SCHEMES)):  # fmt: skip
+        if not isinstance(merged[key], str) or merged[key] not in table_:
+            raise SpecError(f"training.{key}", suggest.unknown(what, str(merged[key]), table_))
     rate = _positive(merged["learning_rate"], "learning_rate")
     epochs = _whole(merged["epochs"], "epochs", 1, MAX_EPOCHS)
     batch = merged["batch_size"]
@@ -272,7 +370,8 @@ def fit(
     ``run.seed``, so a run is the same every time.
 
     ``on_step(epoch, step_in_epoch, steps_in_epoch, loss)`` and ``on_epoch(Epoch)`` let a
-    caller draw progress.
+    caller draw progress. A run that was not stopped says whether it stalled (``stall``); a
+    classifier's, what it makes of the test set (``classified``).
 
     >>> from chainrule.model import compile
     >>> from chainrule.network import Network, Dense
@@ -297,6 +396,7 @@ def fit(
     history: list[Epoch] = []
     stopped, t, first = None, 0, None
     watched = "W1" if "W1" in params else next(iter(params))
+    initial_loss, _ = _evaluate(model, params, running, data, "train")
     recent: list[float] = []
     epoch = 0
     # Overflow is judged on the results (each step checks for NaN and inf and says where),
@@ -342,10 +442,13 @@ def fit(
     test_loss, test_accuracy = _evaluate(model, params, running, data, "test")
     if test_loss is not None and not math.isfinite(test_loss):
         test_loss, test_accuracy = None, None
+    stall = None if stopped else stalled(model, params, running, data, tuple(history), initial_loss, run)
+    classified = classify(model, params, running, data) if test_accuracy is not None else None
     return TrainingResult(
         title, run, tuple(history), test_loss, test_accuracy, stopped, params,
         len(data.X_train), len(data.X_val), len(data.X_test), data.classes, first,
         {name: np.array(value) for name, value in running.items()},
+        (watched, (0,) * np.ndim(params[watched])), stall, classified,
     )
 
 
@@ -356,3 +459,140 @@ def _evaluate(model: Model, params, state, data: Dataset, part: str) -> tuple[fl
     if not np.isfinite(scores).all():
         return float(loss), None
     return float(loss), accuracy(labels, scores, data.targets)
+
+
+# --- after training: a stall and its likely cause, what the classifier makes of the test set --
+
+
+def _total_norm(e: Epoch) -> float:
+    return math.sqrt(sum(v * v for v in e.gradient_norms.values()))
+
+
+def flat_since(history: tuple[Epoch, ...]) -> int | None:
+    """The epoch from which the training loss stayed within FLAT of its last value, if that stretch is long enough.
+
+    >>> run = [Epoch(i, l, None, l, None, 0.1, {}, i, 0.0) for i, l in enumerate([0.3, 0.25, *[0.5] * 9], 1)]
+    >>> flat_since(tuple(run)), flat_since(tuple(run[:6]))
+    (3, None)
+    """
+    if not history:
+        return None
+    last = history[-1].train_loss
+    since = len(history)
+    while since > 1 and abs(history[since - 2].train_loss - last) <= FLAT * abs(last):
+        since -= 1
+    needed = max(STALL_EPOCHS, math.ceil(STALL_SHARE * len(history)))
+    return history[since - 1].epoch if len(history) - since + 1 >= needed else None
+
+
+def saturation(model: Model, params, state, X: np.ndarray, Y: np.ndarray) -> tuple[Saturation, ...]:
+    """Each layer with an element-wise activation: how much of it has no slope left on these rows."""
+    stages = {s.number: s for s in model.network.stages}
+    with np.errstate(all="ignore"):
+        # a copy of the running statistics: a pass in training mode moves them
+        _, _, arrays = model.trace(params, X, Y, state={k: np.array(v) for k, v in state.items()},
+                                   rng=np.random.default_rng(0))  # fmt: skip
+        out = []
+        for number in sorted(stages):
+            kernel = model.kernels.get(f"k_df{number}")
+            if kernel is None or f"Z{number}" not in arrays:
+                continue
+            z = arrays[f"Z{number}"]
+            slope = np.broadcast_to(np.abs(kernel(z, arrays[f"A{number}"])), z.shape)
+            out.append(Saturation(number, stages[number].choice.name, float(np.mean(slope < SATURATED)),
+                                  float(np.mean(np.all(slope == 0, axis=0)))))  # fmt: skip
+    return tuple(out)
+
+
+def _cause(layers: tuple[Saturation, ...], run: Settings, rose: bool) -> str:
+    """The likely cause of a stall, from what the layers measured, and what to try."""
+    lower = f"--lr {run.learning_rate / 10:g}"
+    why = (f"the first steps overshot (the loss rose above its value at initialization), as a learning rate too "
+           f"high for the problem ({run.learning_rate:g}) does: try {lower}") if rose else (
+           f"a learning rate too high for the problem ({run.learning_rate:g}) or large initial weights ({run.init}) "
+           f"put them there: try {lower} or --init glorot_normal")  # fmt: skip
+    dead = [l for l in layers if l.dead >= MOSTLY_DEAD]
+    if dead:
+        shown = " and ".join(f"{l.dead:.0%} of the units of layer {l.layer} ({l.activation})" for l in dead)
+        return f"{shown} are dead, with f′(z) = 0 on every training example, so no gradient reaches their weights; {why}"
+    saturated = [l for l in layers if l.saturated >= MOSTLY_SATURATED]
+    if saturated:
+        shown = " and ".join(f"{l.saturated:.0%} of layer {l.layer} ({l.activation})" for l in saturated)
+        return (f"the units are saturated, |f′(z)| < {SATURATED:g} for {shown} over the training examples, "
+                f"so almost no gradient flows back through them; {why}")  # fmt: skip
+    return ("no layer is saturated or dead, so the run sits on a flat stretch of the loss (a plateau, a saddle or a "
+            "poor local minimum): try another --seed, a learning-rate schedule or adam")  # fmt: skip
+
+
+def stalled(
+    model: Model, params, state, data: Dataset, history: tuple[Epoch, ...], initial_loss: float | None, run: Settings
+) -> Stall | None:
+    """A stall, with its likely cause; None when the run learned, or is still moving."""
+    since = flat_since(history)
+    if since is None or initial_loss is None or not math.isfinite(initial_loss):
+        return None
+    loss, norm, largest = history[-1].train_loss, _total_norm(history[-1]), max(map(_total_norm, history))
+    if not (norm <= VANISHED * largest and loss > LEARNED * initial_loss):
+        return None
+    rows = slice(0, DIAGNOSED_ROWS)
+    layers = saturation(model, params, state, data.X_train[rows], data.Y_train[rows])
+    rose = any(e.train_loss > initial_loss for e in history[: max(STALL_EPOCHS, len(history) // 10)])
+    return Stall(since, loss, initial_loss, norm, largest, layers, _cause(layers, run, rose))
+
+
+def predicted_classes(scores: np.ndarray, targets: str) -> np.ndarray:
+    """The class each row of scores predicts, as ``datasets.accuracy`` reads them.
+
+    >>> predicted_classes(np.array([[0.2], [0.7]]), "unit").tolist(), predicted_classes(np.array([[0.1, 0.9]]), "distribution").tolist()
+    ([0, 1], [1])
+    """
+    if scores.shape[1] == 1:
+        return (scores[:, 0] > (0.0 if targets == "sign" else 0.5)).astype(int)
+    return np.argmax(scores, axis=1)
+
+
+def classify(model: Model, params, state, data: Dataset) -> Classified | None:
+    """The confusion matrix of the test set, its first misclassified examples, and a 2-D set's decision boundary."""
+    if not data.classes:
+        return None
+    k = len(data.classes)
+    with np.errstate(all="ignore"):
+        scores = model.predict(params, data.X_test, state=state)
+    if not np.isfinite(scores).all():
+        return None
+    guess, truth = predicted_classes(scores, data.targets), np.asarray(data.labels_test)
+    confusion = np.zeros((k, k), dtype=int)
+    np.add.at(confusion, (truth, guess), 1)
+    wrong = np.flatnonzero(guess != truth)
+    shape = DATASETS[data.name].image if data.name in DATASETS else None
+    misses = tuple(
+        Miss(int(i) + 1, data.classes[truth[i]], data.classes[guess[i]],
+             () if shape is None else _rows((data.X_test[i] * data.scale + data.mean).reshape(shape)))
+        for i in wrong[:MISSES]
+    )  # fmt: skip
+    boundary = _boundary(model, params, state, data) if data.features == 2 else None
+    return Classified(_rows(confusion), misses, len(wrong), boundary)
+
+
+def _rows(values: np.ndarray) -> tuple:
+    return tuple(tuple(v.item() for v in row) for row in values)
+
+
+def _boundary(model: Model, params, state, data: Dataset) -> Boundary | None:
+    seen = np.concatenate([data.X_train, data.X_val, data.X_test]) * data.scale + data.mean
+    low, high = seen.min(axis=0), seen.max(axis=0)
+    margin = 0.15 * np.maximum(high - low, 1e-9)
+    xs, ys = (np.linspace(low[i] - margin[i], high[i] + margin[i], GRID) for i in (0, 1))
+    plane = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    with np.errstate(all="ignore"):
+        scores = model.predict(params, (plane - data.mean) / data.scale, state=state)
+    if not np.isfinite(scores).all():
+        return None
+    grid = predicted_classes(scores, data.targets).reshape(GRID, GRID)
+    train = data.X_train * data.scale + data.mean
+    points = tuple((float(a), float(b), int(c)) for (a, b), c in zip(train, data.labels_train))
+    margin = None
+    if scores.shape[1] <= 2:
+        one = scores[:, 0] - (0.0 if data.targets == "sign" else 0.5) if scores.shape[1] == 1 else scores[:, 1] - scores[:, 0]
+        margin = _rows(one.reshape(GRID, GRID))
+    return Boundary(tuple(map(float, xs)), tuple(map(float, ys)), _rows(grid), points, margin)

@@ -14,8 +14,16 @@ JSON contract (keys may be added, not changed)::
 and variance per unit, which evaluation uses); it is ``{}`` for a network without any.
 ``"gradient_norms"`` has one entry per numbered layer that has parameters.
 
+``"stall"`` is null, or why the run stalled: ``{"since", "loss", "initial_loss",
+"gradient_norm", "largest_norm", "layers": [{"layer", "activation", "saturated", "dead"}],
+"cause", "message"}``. ``"classified"`` is null (regression, or no finite prediction), or
+what the trained classifier makes of the test set: ``{"confusion": [[int]] (rows: the true
+class, columns: the predicted one), "missed": int, "misses": [{"row", "truth",
+"predicted"}]}``.
+
 JSON has no NaN or infinity: a number that is not finite is written as null. With an
-optimizer, ``"update"`` adds its equations and the worked step as SymPy text.
+optimizer, ``"update"`` adds its equations and the worked step as SymPy text, and
+``"parameter"``, the entry the worked step moves: ``{"array": "W1", "index": [0, 0]}``.
 
 The charts are drawn by ``chainrule.plots`` from the history's numbers; the update rule's
 equations come from ``chainrule.optim`` through the caller, because ``optim`` computes with
@@ -28,7 +36,7 @@ import json
 import math
 import numbers
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +47,7 @@ from markupsafe import Markup
 from .. import __version__, plots
 from ..graph import Notation
 from . import printing
-from .environment import html_environment
+from .environment import format_number, html_environment
 
 if TYPE_CHECKING:
     from ..optim import Hyperparameter, Optimizer, Schedule, WorkedUpdate
@@ -47,6 +55,15 @@ if TYPE_CHECKING:
 
 #: Longer histories show their epoch table in a box that scrolls.
 TABLE_ROWS = 30
+#: A chart whose values span this many decades or more has a log axis: a loss that falls
+#: from 0.25 to 2·10⁻⁵ would otherwise sit on zero for most of the run.
+LOG_DECADES = 2
+#: The opacity of a confusion-matrix cell that holds its whole row; an error's cell starts at ERROR_SHADE.
+SHADE = 0.45
+ERROR_SHADE = 0.15
+#: The significant digits of every number of the worked step, its arithmetic and its results
+#: alike: a reader follows a step to that, and more is noise.
+WORKED_DIGITS = 6
 
 
 @dataclass(frozen=True)
@@ -90,13 +107,18 @@ def _charts(result: TrainingResult) -> list[Chart]:
         svg = plots.curves_svg(series, x=x, xlabel="epoch", ylabel=ylabel, title=title, log=log)
         return Chart(key, caption, Markup(svg))
 
+    losses = {"training": [e.train_loss for e in history], "validation": [e.val_loss for e in history]}
+    span = plots.decades([v for values in losses.values() for v in values])
+    log = span >= LOG_DECADES
     charts = [
         chart(
             "loss-chart",
-            "The mean loss over the training and the validation set after each epoch.",
+            "The mean loss over the training and the validation set after each epoch"
+            + (f", on a log scale: it spans {math.floor(span)} decades." if log else "."),
             "Loss",
             "mean loss",
-            {"training": [e.train_loss for e in history], "validation": [e.val_loss for e in history]},
+            losses,
+            log=log,
         )
     ]
     if _classification(result):
@@ -107,6 +129,21 @@ def _charts(result: TrainingResult) -> list[Chart]:
                 "Accuracy",
                 "accuracy",
                 {"training": [e.train_accuracy for e in history], "validation": [e.val_accuracy for e in history]},
+            )
+        )
+    rates = [e.learning_rate for e in history]
+    if len(set(rates)) > 1:
+        # A step schedule multiplies: its drops read as equal steps on a log axis. A cosine reads as one on a linear one.
+        log = result.settings.schedule == "step" and plots.decades(rates) >= 1
+        charts.append(
+            chart(
+                "rate-chart",
+                f"The learning rate of each epoch, as the {result.settings.schedule} schedule set it"
+                + (", on a log scale." if log else "."),
+                "Learning rate",
+                "learning rate η",
+                {"learning rate": rates},
+                log=log,
             )
         )
     layers = _layers(result)
@@ -122,6 +159,69 @@ def _charts(result: TrainingResult) -> list[Chart]:
                 log=True,
             )
         )
+    return charts
+
+
+@dataclass(frozen=True)
+class ConfusionRow:
+    """One true class of the confusion matrix: its examples by predicted class, each with its share of the row."""
+
+    truth: str
+    #: (count, its cell's shade: a CSS alpha that grows with the count's share of the row, "0.42")
+    cells: tuple[tuple[int, str], ...]
+    total: int
+
+
+def _confusion(result: TrainingResult) -> list[ConfusionRow]:
+    seen = result.classified
+    if seen is None:
+        return []
+    names = result.classes or tuple(f"class {i}" for i in range(len(seen.confusion)))
+    rows = []
+    for i, (name, counts) in enumerate(zip(names, seen.confusion)):
+        total = sum(counts)
+        rows.append(ConfusionRow(name, tuple((c, _shade(c, total, i == j)) for j, c in enumerate(counts)), total))
+    return rows
+
+
+def _shade(count: int, total: int, right: bool) -> str:
+    """A confusion cell's opacity: its share of the row, at most SHADE so black digits stay readable; an error shows even when rare.
+
+    >>> _shade(35, 36, True), _shade(1, 36, False), _shade(0, 36, False)
+    ('0.44', '0.16', '0')
+    """
+    if not count or not total:
+        return "0"
+    return f"{SHADE * count / total + (0 if right else ERROR_SHADE):.2f}"
+
+
+def _predictions(result: TrainingResult) -> list[Chart]:
+    """The pictures of what the trained classifier does: a 2-D set's decision boundary, an image set's misses."""
+    seen = result.classified
+    if seen is None:
+        return []
+    charts = []
+    names = result.classes or tuple(f"class {i}" for i in range(len(seen.confusion)))
+    if seen.boundary is not None:
+        b = seen.boundary
+        svg = plots.boundary(b.x, b.y, b.predicted, b.points, classes=names, xlabel="x₁", ylabel="x₂",
+                             title=f"Decision boundary on {result.settings.data}", margin=b.margin)  # fmt: skip
+        charts.append(Chart(
+            "boundary-chart",
+            f"The class the trained network predicts at each point of the plane (shaded), the border between the "
+            f"classes (the black line), and the {len(b.points)} training examples, each marked by its true class.",
+            Markup(svg),
+        ))  # fmt: skip
+    pictured = [m for m in seen.misses if m.image]
+    if pictured:
+        svg = plots.images([m.image for m in pictured], [f"#{m.row}: {m.truth} → {m.predicted}" for m in pictured],
+                           title="Misclassified test images")  # fmt: skip
+        more = f" (the first {len(pictured)} of {seen.missed})" if seen.missed > len(pictured) else ""
+        charts.append(Chart(
+            "misses-chart",
+            f"The test images the trained network gets wrong{more}: test row, true class → predicted class.",
+            Markup(svg),
+        ))  # fmt: skip
     return charts
 
 
@@ -145,6 +245,105 @@ def _update_rule(
     )
 
 
+@dataclass(frozen=True)
+class WorkedParameter:
+    """The entry a worked step moves, as documents write it: w⁽¹⁾₁₁, and what it is."""
+
+    symbol: sp.Symbol
+    notation: Notation
+    what: str  # "the weight from input 1 to unit 1 of layer 1"
+    code: str  # "W1[0, 0]": the entry in the arrays of the JSON and the generated code
+
+
+#: Each kind of parameter array by the letters of its name: the letter documents write, and what an entry is.
+_ENTRIES = {
+    "W": ("w", "w", "weight"),
+    "b": ("b", "b", "bias"),
+    "gamma": ("\\gamma", "γ", "scale γ"),
+    "beta": ("\\beta", "β", "shift β"),
+}
+
+
+def worked_parameter(entry: tuple[str, tuple[int, ...]] | None) -> WorkedParameter | None:
+    """The worked step's parameter: ("W1", (0, 0)) is w⁽¹⁾₁₁, the weight from input 1 to unit 1 of layer 1.
+
+    >>> p = worked_parameter(("W2", (2, 0)))
+    >>> p.what, p.code, printing.text_name(p.symbol, {p.symbol: p.notation})
+    ('the weight from unit 1 of layer 1 to unit 3 of layer 2', 'W2[2, 0]', 'w⁽²⁾₃₁')
+    >>> worked_parameter(("b1", (1,))).what
+    'the bias of unit 2 of layer 1'
+    """
+    if entry is None:
+        return None
+    name, index = entry
+    letters, digits = name.rstrip("0123456789"), name[len(name.rstrip("0123456789")):]
+    layer = int(digits) if digits else None
+    code = f"{name}[{', '.join(map(str, index))}]" if index else name
+    tex, text, kind = _ENTRIES.get(letters, (letters, letters, f"parameter {letters}"))
+    where = f" of layer {layer}" if layer is not None else ""
+    if letters == "W" and len(index) == 2 and layer is not None:
+        source = f"input {index[1] + 1}" if layer == 1 else f"unit {index[1] + 1} of layer {layer - 1}"
+        what = f"the weight from {source} to unit {index[0] + 1}{where}"
+    elif len(index) == 1:
+        what = f"the {kind} of unit {index[0] + 1}{where}"
+    else:
+        what = f"the {kind}{where}"
+    notation = Notation(tex, text, layer, tuple(i + 1 for i in index))
+    return WorkedParameter(sp.Symbol(f"{name}_worked", real=True), notation, what, code)
+
+
+class _WorkedPrinter(printing.NotationMathMLPrinter):
+    """The MathML printer of a worked step: every number in one form, WORKED_DIGITS significant digits.
+
+    2.53718·10⁻⁵, 1·10⁻⁸, 0.000253718, 1000: SymPy's own floats read 1.0·10⁻⁸ and 1000.0, and
+    the step's results, printed apart, read 2.53718265e-05 beside them.
+    """
+
+    def _print_Float(self, e):
+        value = float(e)
+        text = f"{abs(value):.{WORKED_DIGITS}g}"
+        sign = "\u2212" if value < 0 else ""
+        if "e" not in text:
+            return self._el("mn", text=sign + text)
+        mantissa, exponent = text.split("e")
+        power = self._el("msup", self._el("mn", text="10"), self._el("mn", text=str(int(exponent)).replace("-", "\u2212")))
+        return self._el("mrow", self._el("mn", text=sign + mantissa), self._el("mo", text="·"), power)
+
+    def _print_Mul(self, expr):
+        # A product written in order (the equations are) with a dot between its factors:
+        # 0.9 0.5 side by side would read as one number, "0.90.5".
+        if self._settings["order"] != "none" or not isinstance(expr, sp.Mul):
+            return super()._print_Mul(expr)
+        negative, numer, denom = printing._as_written(expr)
+
+        def row(factors):
+            out = self._el("mrow")
+            for i, f in enumerate(factors):
+                if i:
+                    out.appendChild(self._el("mo", text="·"))
+                out.appendChild(self._fenced(f) if printing._needs_parens(f, i, len(factors)) else self._print(f))
+            return out
+
+        top = row(numer) if numer else self._el("mn", text="1")
+        body = self._el("mfrac", top, row(denom)) if denom else top
+        return self._el("mrow", self._el("mo", text="-"), body) if negative else body
+
+
+def _worked_mathml(notation: Mapping) -> Callable[[Any], str]:
+    """expr -> MathML, as ``printing.mathml_printer`` writes it, with the worked step's numbers."""
+    printer = _WorkedPrinter({"notation": notation, "mul_symbol": "dot"})
+
+    def show(expr) -> str:
+        element = printer._print(sp.Float(expr) if isinstance(expr, float) else expr)
+        # the finishing touches every MathML of chainrule gets (true minus signs, flat parentheses, escaped text)
+        printing._true_minus(element)
+        printing._flat_parens(element)
+        printing._escaped(element)
+        return element.toxml()
+
+    return show
+
+
 def _printer_notation(notation: Mapping[sp.Symbol, tuple[str, str]] | None) -> dict[sp.Symbol, Notation]:
     """optim's (LaTeX, Unicode) pairs as the printers' ``Notation``."""
     written = {}
@@ -154,13 +353,33 @@ def _printer_notation(notation: Mapping[sp.Symbol, tuple[str, str]] | None) -> d
         if match is None:
             written[symbol] = Notation(tex, text)
         else:
-            base = re.split(r"[_ₜ₋₀₁₂₃₄₅₆₇₈₉]", text)[0]
+            base = _italic_hat(re.split(r"[_ₜ₋₀₁₂₃₄₅₆₇₈₉]", text)[0])
             written[symbol] = Notation(match.group(1), base, subscript=match.group(2).replace("\\", ""))
     return written
 
 
+def _italic_hat(text: str) -> str:
+    """m̂ with an italic m: a letter and a combining hat are two characters, which MathML sets upright.
+
+    >>> _italic_hat("m̂"), _italic_hat("θ")
+    ('𝑚̂', 'θ')
+    """
+    if len(text) == 2 and text[1] == "\u0302" and "a" <= text[0] <= "z":
+        return ("\u210e" if text[0] == "h" else chr(0x1D44E + ord(text[0]) - ord("a"))) + text[1]
+    return text
+
+
 def _finite(value: Any) -> bool:
     return isinstance(value, numbers.Real) and math.isfinite(value)
+
+
+def _significant(value: float, digits: int) -> str:
+    """A table's number to ``digits`` significant digits, with a true minus sign.
+
+    >>> _significant(-0.000123456, 4), _significant(2.27623e-05, 5), _significant(-0.0, 5)
+    ('−0.0001235', '2.2762e-05', '0')
+    """
+    return format_number(value, digits).replace("-", "\u2212", 1) if value < 0 else format_number(value, digits)
 
 
 def _percent(value: float) -> str:
@@ -205,6 +424,10 @@ def _context(result: TrainingResult, rule: UpdateRule | None) -> dict[str, Any]:
         "s": result.settings,
         "classification": _classification(result),
         "charts": _charts(result),
+        "predictions": _predictions(result),
+        "confusion": _confusion(result),
+        "seen": result.classified,
+        "parameter": worked_parameter(result.first_entry) if rule is not None and rule.worked else None,
         "layers": _layers(result),
         "long": len(result.history) > TABLE_ROWS,
         "shapes": shapes,
@@ -217,11 +440,13 @@ def _context(result: TrainingResult, rule: UpdateRule | None) -> dict[str, Any]:
 
 
 def _html(result: TrainingResult, rule: UpdateRule | None, notation: Mapping) -> str:
+    parameter = worked_parameter(result.first_entry)
+    if parameter is not None:
+        notation = {**notation, parameter.symbol: parameter.notation}
     env = html_environment(notation)
     # A worked step multiplies numbers, and 0.01 0.5 side by side would read as one number.
-    # 6 significant digits: a reader follows a worked step to that, and more is noise.
-    arithmetic = printing.mathml_printer(notation, mul_symbol="dot", float_digits=6)
-    env.filters.update({"arith": lambda expr: Markup(arithmetic(expr)), "percent": _percent})
+    arithmetic = _worked_mathml(notation)
+    env.filters.update({"arith": lambda expr: Markup(arithmetic(expr)), "percent": _percent, "sig": _significant})
     env.tests["finite"] = _finite
     return env.get_template("training.html").render(_context(result, rule))
 
@@ -258,11 +483,23 @@ def training_json(result: TrainingResult, rule: UpdateRule | None = None) -> str
         "test_accuracy": json_value(result.test_accuracy),
         "history": [_record(e) for e in result.history],
         "state": {r.name: [json_value(v) for v in r.values] for r in _state_rows(result.state)},
-    }
+        "stall": None if result.stall is None else {
+            **{f.name: json_value(getattr(result.stall, f.name)) for f in fields(result.stall) if f.name != "layers"},
+            "layers": [_record(l) for l in result.stall.layers], "message": result.stall.message,
+        },
+        "classified": None if result.classified is None else {
+            "confusion": json_value(result.classified.confusion),
+            "missed": result.classified.missed,
+            "misses": [{"row": m.row, "truth": m.truth, "predicted": m.predicted} for m in result.classified.misses],
+        },
+    }  # fmt: skip
     if rule is not None:
         doc["update"] = {
             "optimizer": rule.optimizer.name,
             "hyperparameters": {p.name: json_value(v) for p, v in rule.values},
+            "parameter": None if result.first_entry is None else {
+                "array": result.first_entry[0], "index": list(result.first_entry[1]),
+            },
             "equations": [{"target": str(u.target), "expr": str(u.expr)} for u in rule.optimizer.updates],
             "worked": [
                 {"target": str(w.target), "expr": str(w.expr), "substituted": str(w.substituted), "value": json_value(w.value)}
