@@ -80,3 +80,84 @@ def test_a_digit_is_drawn_as_its_pixels(digits):
     assert html.count('<rect x="') >= 64 and 'aria-label="training example 1 of digits, a 2"' in html
     assert tex.count("\\textcolor[gray]") == 64
     assert "█" in md and "training example 1 of digits, a 2, as loaded" in md
+
+
+# --- --detail ------------------------------------------------------------------------------
+
+from chainrule.cli import main  # noqa: E402
+from chainrule.network import default_network, load  # noqa: E402
+from chainrule.proof import prove  # noqa: E402
+from chainrule.render import render_documents  # noqa: E402
+from chainrule.render.steps import sections  # noqa: E402
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def mazur():
+    d = derive(default_network())
+    return d, worked_example(d)
+
+
+def _blocks(outline, key):
+    (section,) = [s for s in outline if s.key == key]
+    return [b.key for b in section.blocks]
+
+
+def test_brief_shows_one_block_for_each_kind_of_step(mazur):
+    d, ex = mazur
+    from chainrule.layers import layer_rules
+
+    brief = sections(d, ex, layer_rules(d.network), None, "brief")
+    full = sections(d, ex, layer_rules(d.network), None)
+    assert [s.key for s in full] == ["forward", "activations", "backward", "gradients", "flow", "inputs", "equations", "batch"]
+    assert [s.key for s in brief] == ["forward", "activations", "backward", "gradients", "equations"]
+    # One unit per layer (its ∂L/∂a and its δ); the weight and bias of layer 2 take the steps of layer 1's.
+    assert _blocks(brief, "backward") == ["adjoint-a2_1", "adjoint-z2_1", "adjoint-a1_1", "adjoint-z1_1"]
+    assert _blocks(brief, "gradients") == ["gradient-w1_1_1", "gradient-b1_1"]
+    assert len(_blocks(full, "gradients")) == 12
+    # Each of BP1–BP4 once.
+    assert _blocks(brief, "equations") == ["BP1-2", "BP3-2", "BP4-2", "BP2-1"]
+    assert len(_blocks(full, "equations")) == 6
+
+
+def test_brief_tables_show_the_derived_entries(mazur):
+    d, ex = mazur
+    md = render(d, "md", ex, detail="brief")
+    step = md[md.index("## One gradient-descent step"):]
+    assert "… and 8 more parameters (all in the JSON document)" in step
+    assert md.count("w^{(1)}_{12}$ |") == 1  # in the example's table only
+
+
+def test_full_derives_every_gradient_of_a_network_past_the_summary_size(tmp_path):
+    net = load(ROOT / "examples" / "iris.toml")
+    d = derive(net)
+    ex = worked_example(d)
+    full, default = (render(d, "md", ex, detail=level) for level in ("full", None))
+    title = "#### The weight into unit "
+    assert full.count(title) == 56 and default.count(title) == 2
+
+
+def test_the_command_line_takes_detail_and_refuses_a_bad_one(tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as usage:
+        main(["derive", "--detail", "breif", "--out", str(out)])
+    assert usage.value.code == 2
+    assert "--detail: unknown detail 'breif'; did you mean 'brief'? (use brief or full)" in capsys.readouterr().err
+    assert main(["derive", str(ROOT / "examples" / "digits.toml"), "--detail", "full", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["chainrule: --detail: full documents are written for up to 400 parameters and this network has "
+                   "2410; use --detail brief, or leave it out for a summary"]
+    assert not out.exists()
+    assert main(["derive", "--detail", "brief", "--out", str(out), "--format", "md"]) == 0
+    assert "## Gradient flow" not in (out / "default.md").read_text()
+
+
+def test_a_brief_handout_of_the_default_example_prints_to_at_most_six_pages(mazur, tmp_path):
+    from test_pdflatex import compile_tex
+
+    d, ex = mazur
+    docs = render_documents(d, ex, tmp_path, "default", ("tex",), prove(d.network), "brief")
+    compiled = compile_tex(tmp_path / "pdf", next(iter(docs.values())))
+    assert compiled.result.returncode == 0, compiled.errors()
+    assert compiled.pages <= 6, compiled.pages

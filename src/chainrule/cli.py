@@ -40,6 +40,15 @@ def _formats(text: str) -> tuple[str, ...]:
     return names
 
 
+def _detail(text: str) -> str:
+    from .render.summary import DETAILS
+    from .suggest import unknown
+
+    if text not in DETAILS:
+        raise argparse.ArgumentTypeError(unknown("detail", text, DETAILS))
+    return text
+
+
 def _seed(text: str) -> int:
     if not re.fullmatch(r"[0-9]{1,18}", text.strip()):
         raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 10^18, got {text[:20]!r}")
@@ -82,7 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seed,
         default=0,
         metavar="N",
-        help="seed for the example values the spec leaves out; they are drawn and rounded to two decimals (default: 0)",
+        help="seed for the example values the spec leaves out; they are drawn and rounded to two decimals; a spec "
+        "that trains on a data set takes its training row N + 1 (default: 0)",
+    )
+    derive.add_argument(
+        "--detail",
+        type=_detail,
+        default=None,
+        metavar="LEVEL",
+        help="brief: a handout, one block for each kind of step; full: every unit, parameter and input step by step "
+        "(up to 400 parameters); default: full up to 60 parameters, a summary above",
     )
     explain = commands.add_parser(
         "explain",
@@ -275,6 +293,7 @@ def _derive(args: argparse.Namespace) -> int:
     from .numeric import NumericError, worked_example
     from .proof import prove
     from .render import DOCUMENT_FORMATS, render_documents
+    from .render.summary import FULLEST
 
     if args.spec is None:
         network, stem = default_network(), "default"
@@ -284,6 +303,11 @@ def _derive(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return _fail(f"--out: {args.out} is a file; give a folder")
+    if args.detail == "full" and (count := sum(math.prod(shape) for shape in network.parameter_shapes().values())) > FULLEST:
+        return _fail(
+            f"--detail: full documents are written for up to {FULLEST} parameters and this network has "
+            f"{count}; use --detail brief, or leave it out for a summary"
+        )
     derivation = derive(network)
     try:
         example = worked_example(derivation, seed=args.seed)
@@ -303,7 +327,8 @@ def _derive(args: argparse.Namespace) -> int:
             "this is a bug in chainrule, nothing was written",
             EXIT_CHECK_FAILED,
         )
-    documents = render_documents(derivation, example, out, stem, args.format or DOCUMENT_FORMATS, proof=proof)
+    formats = args.format or DOCUMENT_FORMATS
+    documents = render_documents(derivation, example, out, stem, formats, proof=proof, detail=args.detail)
     written = _save(documents, args.out)
     if written:
         return written
