@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from chainrule.cli import main
 from chainrule.datasets import load_dataset
 from chainrule.derive import derive
-from chainrule.network import loads
+from chainrule.layers import layer_rules
+from chainrule.network import default_network, load, loads
 from chainrule.numeric import draw_point, worked_example
-from chainrule.render import render
+from chainrule.proof import prove
+from chainrule.render import render, render_documents
+from chainrule.render.steps import sections
 from chainrule.render.summary import More, value_rows
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # A small network on the digits: 64-2-10 has 160 parameters, so its documents are summaries.
 DIGITS = """
@@ -84,13 +92,6 @@ def test_a_digit_is_drawn_as_its_pixels(digits):
 
 # --- --detail ------------------------------------------------------------------------------
 
-from chainrule.cli import main  # noqa: E402
-from chainrule.network import default_network, load  # noqa: E402
-from chainrule.proof import prove  # noqa: E402
-from chainrule.render import render_documents  # noqa: E402
-from chainrule.render.steps import sections  # noqa: E402
-
-ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +107,6 @@ def _blocks(outline, key):
 
 def test_brief_shows_one_block_for_each_kind_of_step(mazur):
     d, ex = mazur
-    from chainrule.layers import layer_rules
-
     brief = sections(d, ex, layer_rules(d.network), None, "brief")
     full = sections(d, ex, layer_rules(d.network), None)
     assert [s.key for s in full] == ["forward", "activations", "backward", "gradients", "flow", "inputs", "equations", "batch"]
@@ -146,8 +145,10 @@ def test_the_command_line_takes_detail_and_refuses_a_bad_one(tmp_path, capsys):
     assert "--detail: unknown detail 'breif'; did you mean 'brief'? (use brief or full)" in capsys.readouterr().err
     assert main(["derive", str(ROOT / "examples" / "digits.toml"), "--detail", "full", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["chainrule: --detail: full documents are written for up to 400 parameters and this network has "
-                   "2410; use --detail brief, or leave it out for a summary"]
+    assert err == [
+        "chainrule: --detail: full documents are written for up to 400 parameters and this network has "
+        "2410; use --detail brief, or leave it out for a summary"
+    ]
     assert not out.exists()
     assert main(["derive", "--detail", "brief", "--out", str(out), "--format", "md"]) == 0
     assert "## Gradient flow" not in (out / "default.md").read_text()
