@@ -146,8 +146,10 @@ def test_the_command_line_takes_detail_and_refuses_a_bad_one(tmp_path, capsys):
     assert main(["derive", str(ROOT / "examples" / "digits.toml"), "--detail", "full", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        "chainrule: --detail: full documents are written for up to 400 parameters and this network has "
-        "2410; use --detail brief, or leave it out for a summary"
+        (
+            "chainrule: --detail: full documents are written for up to 400 parameters and this network has "
+            "2410; use --detail brief, or leave it out for a summary"
+        )
     ]
     assert not out.exists()
     assert main(["derive", "--detail", "brief", "--out", str(out), "--format", "md"]) == 0
