@@ -15,7 +15,6 @@ x**2*cos(x) + 2*x*sin(x)
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,11 +23,22 @@ import numpy as np
 import sympy as sp
 
 from . import expr
+from .differences import (
+    ONE_SIDED_STEP,
+    STEPS,
+    TOLERANCE,
+    Check,
+    Difference,
+    Kink,
+    verdict,
+)
+from .glossary import Definition, expressions_of, glossary
+from .kinks import breaks
 from .numeric import lambdify_checked
-from .rules import Rule, derivative_steps
+from .rules import Rule, SimplifyRule, derivative_steps
 
-#: A derivative whose relative difference from central differences exceeds this fails.
-TOLERANCE = 1e-6
+__all__ = ["TOLERANCE", "Check", "Derivative", "ExplainError", "Explanation", "explain"]
+
 #: More variables than this make a Hessian no reader follows step by step.
 MAX_HESSIAN_VARIABLES = 6
 
@@ -43,23 +53,6 @@ class ExplainError(ValueError):
 
 
 @dataclass(frozen=True)
-class Check:
-    """A derivative's value against a fourth-order central difference of the formula."""
-
-    estimate: float
-    relative_error: float
-    #: Left and right one-sided slopes where they differ: the formula has a kink here.
-    kink: tuple[float, float] | None = None
-    #: True when every stencil left the formula's domain, so no difference could be taken.
-    unchecked: bool = False
-    tolerance: float = TOLERANCE
-
-    @property
-    def passed(self) -> bool:
-        return self.unchecked or self.kink is not None or self.relative_error <= self.tolerance
-
-
-@dataclass(frozen=True)
 class Derivative:
     """∂f/∂v (or ∂²f/∂v∂u): the variables, in the order taken, and the rule tree."""
 
@@ -67,6 +60,9 @@ class Derivative:
     steps: Rule
     value: float | None = None
     check: Check | None = None
+    #: For ∂²f/∂v∂u: the variables (u, v) of the mixed derivative taken the other way round when
+    #: the two are proven equal (Schwarz), and written alike; None otherwise.
+    mirror: tuple[sp.Symbol, ...] | None = None
 
     @property
     def result(self) -> sp.Expr:
@@ -85,6 +81,8 @@ class Explanation:
     hessian: tuple[tuple[Derivative, ...], ...] = ()
     point: Mapping[sp.Symbol, float] = field(default_factory=dict)
     value: float | None = None
+    #: The special functions the document shows (H, step, σ, …), each defined once.
+    notation: tuple[Definition, ...] = ()
 
     @property
     def order(self) -> int:
@@ -110,8 +108,8 @@ def explain(
         raise ExplainError("--order", f"a Hessian of {len(chosen)} variables is too big to explain; take at most {MAX_HESSIAN_VARIABLES}")
     point = _point(at, names, symbols)
     gradient = [derivative_steps(formula, v) for v in chosen]
-    hessian = [[derivative_steps(g.result, v) for v in chosen] for g in gradient] if order == 2 else []
-    for step in [*gradient, *[h for row in hessian for h in row]]:
+    hessian = _alike([[derivative_steps(g.result, v) for v in chosen] for g in gradient], chosen) if order == 2 else []
+    for step in [*gradient, *[h for row in hessian for h, _ in row]]:
         try:
             expr.to_formula(step.result)
         except ValueError:
@@ -121,34 +119,63 @@ def explain(
                 f"its derivative by {step.variable} needs functions the formula language cannot write "
                 "(SymPy answers with complex parts); rewrite the formula for real values, e.g. sqrt(abs(x)) for abs(sqrt(x))",
             ) from None
+    notation = glossary([formula, *[e for rule in [*gradient, *[h for row in hessian for h, _ in row]] for e in expressions_of(rule)]])
+    args = tuple(symbols.values())
     if not point:
         return Explanation(
             text,
             formula,
-            tuple(symbols.values()),
+            args,
             chosen,
             tuple(Derivative((v,), g) for v, g in zip(chosen, gradient)),
-            tuple(tuple(Derivative((u, v), h) for v, h in zip(chosen, row)) for u, row in zip(chosen, hessian)),
+            tuple(tuple(Derivative((u, v), h, mirror=m) for v, (h, m) in zip(chosen, row)) for u, row in zip(chosen, hessian)),
+            notation=notation,
         )
-    args = tuple(symbols.values())
-    flat = [formula, *[g.result for g in gradient], *[h.result for row in hessian for h in row]]
+    flat = [formula, *[g.result for g in gradient], *[h.result for row in hessian for h, _ in row]]
     numbers = _evaluate(args, flat, point)
-    # One NumPy function per differentiated expression, shared by the checks of every variable.
-    f_numeric = lambdify_checked(args, [formula])
     value, rest = numbers[0], numbers[1:]
     first = [
-        Derivative((v,), g, rest[i], _check(f_numeric, args, point, v, rest[i])) for i, (v, g) in enumerate(zip(chosen, gradient))
+        Derivative((v,), g, rest[i], check_derivative(formula, args, point, v, rest[i])) for i, (v, g) in enumerate(zip(chosen, gradient))
     ]
     second = []
     n = len(chosen)
     for i, (u, row) in enumerate(zip(chosen, hessian)):
-        g_numeric = lambdify_checked(args, [gradient[i].result])
         entries = []
-        for j, (v, h) in enumerate(zip(chosen, row)):
+        for j, (v, (h, mirror)) in enumerate(zip(chosen, row)):
+            # ∂²f/∂v∂u by central differences of ∂f/∂u in v
             entry_value = rest[n + i * n + j]
-            entries.append(Derivative((u, v), h, entry_value, _check(g_numeric, args, point, v, entry_value)))
+            entries.append(Derivative((u, v), h, entry_value, check_derivative(gradient[i].result, args, point, v, entry_value), mirror))
         second.append(tuple(entries))
-    return Explanation(text, formula, args, chosen, tuple(first), tuple(second), point, value)
+    return Explanation(text, formula, args, chosen, tuple(first), tuple(second), point, value, notation)
+
+
+def _alike(hessian: list[list[Rule]], wrt: tuple[sp.Symbol, ...]) -> list[list[tuple[Rule, tuple | None]]]:
+    """The Hessian's rule trees, each mixed pair proven equal ending in the same form: (tree, the mirror's variables).
+
+    ∂²f/∂y∂x and ∂²f/∂x∂y come by different paths and SymPy may simplify one and not the
+    other; when their difference simplifies to 0 (Schwarz's theorem says it must where the
+    second derivatives are continuous), both end in the shorter form.
+    """
+    out = [[(rule, None) for rule in row] for row in hessian]
+    for i, row in enumerate(hessian):
+        for j in range(i + 1, len(row)):
+            a, b = row[j], hessian[j][i]
+            if a.result != b.result and sp.simplify(a.result - b.result) != 0:
+                continue
+            form = min((a.result, b.result), key=lambda e: (sp.count_ops(e), sp.default_sort_key(e)))
+            out[i][j] = (_ending_in(a, form), None)
+            out[j][i] = (_ending_in(b, form), (wrt[i], wrt[j]))
+    return out
+
+
+def _ending_in(rule: Rule, form: sp.Expr) -> Rule:
+    """``rule``, its last step rewritten to ``form`` (a SimplifyRule) unless it already gives that."""
+    if rule.result == form:
+        return rule
+    found = rule.substep if isinstance(rule, SimplifyRule) else rule
+    if found.result == form:
+        return found
+    return SimplifyRule(rule.expr, rule.variable, substep=found, simplified=form)
 
 
 def _short(name: str) -> str:
@@ -185,38 +212,72 @@ def _evaluate(args: tuple[sp.Symbol, ...], exprs: list[sp.Expr], point: Mapping[
     return values
 
 
-def _check(function, args, point, v: sp.Symbol, derived: float) -> Check:
-    """Fourth-order central differences of ``function`` (lambdified, one result) in ``v``; one-sided slopes tell a kink apart.
+def _real(result, n: int) -> np.ndarray:
+    # a stencil that left the real domain (sqrt of a negative) counts as outside it, like a NaN
+    values = np.asarray(result)
+    return np.full(n, np.nan) if np.iscomplexobj(values) else np.broadcast_to(values.astype(float), (n,))
 
-    The step shrinks until the stencil stays inside the formula's domain (log near 0). A
-    derivative is accepted when a difference quotient agrees to ``TOLERANCE``, or when the
-    quotients close in on it as the step shrinks, which is what they do where only a higher
-    derivative jumps (x·|x| at 0).
+
+def check_derivative(function: sp.Expr, args: tuple[sp.Symbol, ...], point: Mapping[sp.Symbol, float], v: sp.Symbol, derived: float) -> Check:
+    """``derived`` (the value of d function/dv at ``point``) against finite differences of ``function`` in ``v``.
+
+    The breaks of ``function`` (``chainrule.kinks``) whose argument moves with ``v`` are
+    evaluated on every stencil: a stencil on which one reaches 0 straddles it.
+
+    >>> from chainrule.functions import relu
+    >>> x = sp.Symbol("x", real=True)
+    >>> c = check_derivative(relu(x) ** 2, (x,), {x: 0.0}, x, 0.0)
+    >>> c.verdict, c.one_sided, round(c.straddling.value, 12)
+    ('sides agree', (0.0, 0.0), 0.000333333333)
+    >>> check_derivative(x**3, (x,), {x: 1.0}, x, 3.0).verdict
+    'agrees'
     """
+    numeric = lambdify_checked(args, [function])
+    found = [k for k in breaks(function) if v in k.argument.free_symbols]
+    arguments = lambdify_checked(args, [k.argument for k in found]) if found else None
     scale = max(1.0, abs(point[v]))
-    estimates = []
-    for h in (1e-3 * scale, 1e-4 * scale, 1e-5 * scale):
-        offsets = [-2 * h, -h, 0.0, h, 2 * h]
+
+    def along(f, offsets: list[float]) -> np.ndarray:
         columns = [np.array([point[a] + (o if a == v else 0.0) for o in offsets]) for a in args]
         with np.errstate(all="ignore"):
-            values = np.broadcast_to(np.asarray(function(*columns)[0]), (5,))
-        if np.iscomplexobj(values) or not np.all(np.isfinite(values)):
+            return np.array([_real(r, len(offsets)) for r in f(*columns)])
+
+    def crossed(offsets: list[float]) -> list[bool]:
+        # A break is crossed when its argument changes along the stencil and reaches 0 on it (or changes sign).
+        if arguments is None:
+            return []
+        values = along(arguments, offsets)
+        return [bool(np.ptp(row) > 0 and row.min() <= 0 <= row.max()) for row in values]
+
+    differences, met, f0 = [], [False] * len(found), None
+    for step in STEPS:
+        h = step * scale
+        offsets = [-2 * h, -h, 0.0, h, 2 * h]
+        values = along(numeric, offsets)[0]
+        if not np.all(np.isfinite(values)):
             continue
         m2, m1, f0, p1, p2 = (float(x) for x in values)
-        estimates.append((h, (m2 - 8 * m1 + 8 * p1 - p2) / (12 * h), f0, m2, m1, p1, p2))
-    if not estimates:
-        return Check(math.nan, math.nan, None, unchecked=True)
-    floor = 1e-6 * max(1.0, abs(estimates[0][2]))
-    errors = [abs(e - derived) / max(abs(e), abs(derived), floor) for _, e, *_ in estimates]
-    best = min(range(len(errors)), key=errors.__getitem__)
-    # one-sided slopes from the smallest step: a kink near the point but not at it leaves them equal
-    h, _, f0, m2, m1, p1, p2 = estimates[-1]
+        hits = crossed(offsets)
+        if not differences:  # the largest stencil in the domain: the breaks it meets are the ones to speak of
+            met = hits
+        differences.append(Difference(h, (m2 - 8 * m1 + 8 * p1 - p2) / (12 * h), any(hits)))
+    if not differences:
+        return Check(derived)
+    floor = 1e-6 * max(1.0, abs(f0))
+    zero = along(arguments, [0.0])[:, 0] if arguments is not None else []
+    kinks = tuple(Kink(k.node, k.argument, float(z) + 0.0, k.info) for k, hit, z in zip(found, met, zero) if hit)
+    at_kink = all(d.straddles for d in differences)
+    one_sided = _one_sided(lambda offsets: along(numeric, offsets)[0], scale, differences, at_kink) if kinks else None
+    return Check(derived, tuple(differences), kinks, at_kink, one_sided, verdict(derived, differences, at_kink, one_sided, floor), floor)
+
+
+def _one_sided(values, scale: float, differences: list[Difference], at_kink: bool) -> tuple[float, float] | None:
+    """Second-order one-sided differences: on a break with a small step, else with the largest step clear of it."""
+    h = ONE_SIDED_STEP * scale if at_kink else next(d.step for d in differences if not d.straddles)
+    m2, m1, f0, p1, p2 = (float(x) for x in values([-2 * h, -h, 0.0, h, 2 * h]))
     left, right = (3 * f0 - 4 * m1 + m2) / (2 * h), (-3 * f0 + 4 * p1 - p2) / (2 * h)
-    kink = None
-    # One-sided slopes of a smooth function agree to O(h²); a kink makes them differ by O(1).
-    if abs(left - right) > 1e-3 * max(abs(left), abs(right), 1e-9):
-        kink = (float(left), float(right))
-    gaps = [abs(e - derived) for _, e, *_ in estimates]
-    converging = len(gaps) > 1 and all(b <= 0.2 * a + 1e-15 for a, b in itertools.pairwise(gaps)) and gaps[-1] <= 1e-3
-    error = errors[best] if not converging else min(errors[best], TOLERANCE)
-    return Check(float(estimates[best][1]), float(error), kink)
+    if not (math.isfinite(left) and math.isfinite(right)):
+        return None
+    # Rounding leaves about 1e-16/h where a slope is 0 (-8.9e-16 for relu(w·x + b)² at its kink): that is 0.
+    noise = 1e-9 * max(1.0, abs(left), abs(right))
+    return tuple(0.0 if abs(side) < noise else side for side in (left, right))
