@@ -274,3 +274,10 @@ def test_the_json_keeps_the_lines_of_algebra(softmax):
     assert doc["steps"][-1] == {"title": "the targets add up to 1", "expression": "a2_1 - y_1",
                                 "assuming": "Eq(y_1 + y_2 + y_3, 1)"}
     assert sp.simplify(sp.sympify(doc["steps"][0]["expression"]) - sp.sympify("a2_1*y_2 + a2_1*y_3 - y_1*(1 - a2_1)")) == 0
+
+
+def test_the_step_rule_names_the_function_it_differentiates():
+    x = sp.Symbol("x", real=True)
+    step, heaviside = derivative_steps(sp.Heaviside(x, 0), x), derivative_steps(sp.Heaviside(x), x)
+    assert step.identity == "d/dx step(x) = δ(x): zero away from the step at 0"
+    assert heaviside.identity == "d/dx H(x) = δ(x): zero away from the step at 0"

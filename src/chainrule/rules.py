@@ -292,6 +292,13 @@ class HeavisideRule(_FunctionRule):
     """d/dx H(x) = δ(x): zero away from the step at 0"""
     title = "Heaviside step rule"
 
+    @property
+    def identity(self) -> str:
+        # step(x), relu's slope, is Heaviside(x, 0): the same rule, under the name it is printed with.
+        if len(self.expr.args) == 2 and self.expr.args[1] == 0:
+            return "d/dx step(x) = δ(x): zero away from the step at 0"
+        return super().identity
+
 
 @dataclass(frozen=True)
 class SignRule(_FunctionRule):
