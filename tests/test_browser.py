@@ -101,12 +101,26 @@ window.addEventListener("load", function () {
     }
     if (block) past.push(block);
   });
+  // A box that scrolls sideways though no formula in it is wider than the box: its formula could
+  // have broken into lines; scrolling is the last resort, for a part that no line can hold.
+  var scrolling = [];
+  document.querySelectorAll("div.scroll, .rule-tree").forEach(function (e) {
+    if (!(e.scrollWidth > e.clientWidth + 1)) return;
+    var widest = 0;
+    e.querySelectorAll("math").forEach(function (m) { widest = Math.max(widest, m.getBoundingClientRect().width); });
+    // (a line that goes on is indented by the box's left padding)
+    if (widest + parseFloat(getComputedStyle(e).paddingLeft) <= e.clientWidth + 1) scrolling.push(where(e) + " " + e.clientWidth + " < " + e.scrollWidth + ", widest part " + Math.round(widest));
+  });
+  // How large formulas are set, against the text around them.
+  var body = parseFloat(getComputedStyle(document.body).fontSize);
+  var mathScale = Math.min.apply(null, Array.prototype.slice.call(document.querySelectorAll("math")).map(function (m) { return parseFloat(getComputedStyle(m).fontSize) / body; }));
   var scrolledSteps = [];
   document.querySelectorAll("article.stepwise div.scroll").forEach(function (e) {
     if (e.scrollWidth > e.clientWidth + 1) scrolledSteps.push(where(e) + " " + e.clientWidth + " < " + e.scrollWidth);
   });
   var result = {
     past: past.slice(0, 10), pastCount: past.length, scrolledSteps: scrolledSteps.slice(0, 10), scrolledStepsCount: scrolledSteps.length,
+    scrolling: scrolling.slice(0, 10), scrollingCount: scrolling.length, mathScale: mathScale,
     math: sizes("math"), mfrac: sizes("mfrac"), msubsup: sizes("msubsup"), svg: sizes("svg"),
     network: box(document.querySelector("figure.network svg")),
     fractionMinHeight: Math.min.apply(null, fractions.map(function (f) { return f.getBoundingClientRect().height; })),
@@ -234,6 +248,8 @@ def test_other_documents_fit_the_window(tmp_path, name: str, width: int) -> None
     assert m["pageWidth"] <= m["viewport"], (m["pageWidth"], m["viewport"])
     assert m["flatCount"] == 0, m["flat"]
     assert m["pastCount"] == 0, m["past"]
+    assert m["scrollingCount"] == 0, m["scrolling"]
+    assert m["mathScale"] >= 0.7, m["mathScale"]
     if width == WIDE:
         assert m["clippedCount"] == 0, m["clipped"]
 
@@ -320,6 +336,17 @@ def test_nothing_runs_off_the_side_of_the_window(measured, width: int) -> None:
     assert m["pageWidth"] <= m["viewport"], (m["pageWidth"], m["viewport"])
 
 
+@pytest.mark.parametrize("width", [WIDE, NARROW])
+def test_long_formulas_break_into_lines_rather_than_scroll(measured, width: int) -> None:
+    """A formula too long for its column goes on over lines; a box scrolls only for a part no line can hold.
+
+    At 1200 px the default document's closed forms (about 40rem) once scrolled in 34rem boxes.
+    """
+    m = measured(width)
+    assert m["scrollingCount"] == 0, m["scrolling"]
+    assert m["mathScale"] >= 0.7, m["mathScale"]
+
+
 def test_formulas_that_fit_are_not_clipped(measured) -> None:
     """A scrolling box around a formula shows a scrollbar only when the formula is wider than the box may grow.
 
@@ -344,3 +371,52 @@ def test_screenshot(page: Path) -> None:
     assert _png_size(data) == (WIDE, 3000)
     # A blank 1200x3000 page compresses to about 17 kB; this page's first screen is text, math and a picture.
     assert len(data) > 100_000, len(data)
+
+
+#: A4 in PostScript points, as the print stylesheet's @page sets it.
+A4_WIDTH_PT = 595.28
+
+
+def _print_to_pdf(page: Path) -> Path:
+    workdir = page.parent / f"print-{page.stem}"
+    workdir.mkdir(exist_ok=True)
+    pdf = workdir / f"{page.stem}.pdf"
+    run_chromium(workdir, page, WIDE, "--no-pdf-header-footer", f"--print-to-pdf={pdf}")
+    return pdf
+
+
+def _pdf_words(pdf: Path) -> tuple[float, list[tuple[float, float, str]]]:
+    """The page width and every word's left and right edge, from pdftotext -bbox."""
+    bbox = subprocess.run([required_program("pdftotext"), "-bbox", str(pdf), "-"], capture_output=True, text=True, timeout=120, check=True).stdout
+    width = float(re.search(r'<page width="([\d.]+)"', bbox).group(1))
+    words = [(float(a), float(b), html.unescape(t)) for a, b, t in re.findall(r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)" yMax="[\d.]+">(.*?)</word>', bbox)]
+    return width, words
+
+
+def _pdf_pages(pdf: Path) -> int:
+    info = subprocess.run([required_program("pdfinfo"), str(pdf)], capture_output=True, text=True, timeout=60, check=True).stdout
+    return int(re.search(r"^Pages:\s+(\d+)", info, re.MULTILINE).group(1))
+
+
+@pytest.mark.parametrize("name", ["default", "digits"])
+def test_printing_keeps_every_line_on_the_page_in_about_as_many_pages_as_latex(tmp_path_factory, name: str) -> None:
+    """Chromium's print of the HTML: A4, no word past the paper's edge, and not many more pages than pdflatex makes.
+
+    The default document printed to 30 Letter pages (LaTeX: 16), with formulas cut at the right margin.
+    """
+    pdflatex = required_program("pdflatex")
+    d = derive(default_network() if name == "default" else load(EXAMPLES / "digits.toml"))
+    ex = worked_example(d)
+    folder = tmp_path_factory.mktemp(f"print-{name}")
+    page = folder / f"{name}.html"
+    page.write_text(render(d, "html", ex), encoding="utf-8")
+    pdf = _print_to_pdf(page)
+    width, words = _pdf_words(pdf)
+    assert abs(width - A4_WIDTH_PT) < 1, width
+    assert len(words) > 500
+    outside = [w for w in words if w[1] > width - 10 or w[0] < 10]
+    assert outside == [], outside[:10]
+    (folder / "doc.tex").write_text(render(d, "tex", ex), encoding="utf-8")
+    latex = subprocess.run([pdflatex, "-halt-on-error", "-no-shell-escape", "-interaction=nonstopmode", "doc.tex"], cwd=folder, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL, timeout=300, check=False)
+    assert latex.returncode == 0, latex.stdout[-2000:]
+    assert _pdf_pages(pdf) <= 1.3 * _pdf_pages(folder / "doc.pdf"), (_pdf_pages(pdf), _pdf_pages(folder / "doc.pdf"))

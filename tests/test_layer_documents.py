@@ -280,10 +280,10 @@ def test_long_entries_go_on_over_lines_and_each_note_stands_above_its_step() -> 
     # The same rows in LaTeX and Markdown: counted in the block itself (other sections have continued rows too).
     tex = render(d, "tex", ex)
     start = tex.index("the backward of batch normalization")
-    assert tex[start : tex.index("\\subsubsection*", start)].count(r"&\quad \fitstep{") == block.count('class="continued"')
+    assert tex[start : tex.index("\\subsubsection*", start)].count(r"\crrow{}{}{") == block.count('class="continued"')
     md = render(d, "md", ex)
     start = md.index("the backward of batch normalization")
-    assert md[start : md.index("\n#### ", start)].count(r"$$\quad ") == block.count('class="continued"')
+    assert sum(md[start : md.index("\n#### ", start)].count(t) for t in (r"$$\quad ", r"$$\begin{aligned}&\quad ")) == block.count('class="continued"')
 
 
 def test_a_run_of_superscripts_is_one_superscript_in_latex() -> None:

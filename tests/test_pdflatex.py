@@ -180,14 +180,46 @@ def test_title_reads_as_written_in_the_pdf(tmp_path: Path) -> None:
 
 
 def test_the_batch_norm_steps_are_set_at_a_readable_size(tmp_path: Path) -> None:
-    """Each step's note is a line of its own and a long entry goes on over lines: no step is shrunk to fit.
-
-    ``\\fitstep`` scales a step wider than the line down, and says so in the log.
-    """
+    """Each step's note is a line of its own and a long entry goes on over lines: no step is shrunk to fit."""
     tex = _document(load(EXAMPLES / "batchnorm-2-examples.toml"))
     start = tex.index("step by step}")
     block = tex[start:tex.index("\\subsubsection", start)]
-    assert "\\tag*" not in block and block.count("\\noindent{\\small\\itshape") == 5
+    assert block.count("\\crnoteabove{") == 5
     compiled = compile_tex(tmp_path, tex)
     assert compiled.result.returncode == 0, compiled.errors()
-    assert "a step shrunk to fit the line" not in compiled.log
+    assert _scaled(compiled.log) == [], _scaled(compiled.log)
+
+
+#: The smallest a glyph of an unscaled formula is set: a subscript of a subscript (6 pt in an
+#: 11 pt document), whose words pdftotext -bbox reports 4.42 pt tall.
+SMALLEST_GLYPH_PT = 4.42
+#: No formula is shrunk below this share of its size; the macros of preamble.tex shrink a part
+#: of a formula that no line can hold to this at the most, and say by how much in the log.
+SMALLEST_SCALE = 0.70
+
+
+def _scaled(log: str) -> list[int]:
+    """The percentages the preamble's macros scaled formulas to, as the log reports them."""
+    return [int(n) for n in re.findall(r"chainrule: a formula scaled to (\d+) percent", log)]
+
+
+def _word_heights(pdf: Path) -> list[float]:
+    """How tall pdftotext -bbox finds each word with a letter or digit (a delimiter's glyph is shorter than its size)."""
+    pdftotext = required_program("pdftotext")
+    bbox = subprocess.run([pdftotext, "-bbox", str(pdf), "-"], capture_output=True, text=True, timeout=120, check=True).stdout
+    words = re.findall(r'<word xMin="[\d.]+" yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)">(.*?)</word>', bbox)
+    return [float(y1) - float(y0) for y0, y1, text in words if re.search(r"[A-Za-z0-9]", text)]
+
+
+def test_no_formula_is_shrunk_below_70_percent(compiled: Compiled) -> None:
+    """Long formulas break across lines; only a part no line can hold shrinks, to 70 % at the most.
+
+    The log says how much each part was scaled; the PDF's words say it too (a formula shrunk to
+    hairlines, as \\resizebox{0.74\\linewidth} once set digits' 64-term sums, has words 1 pt tall).
+    """
+    assert compiled.result.returncode == 0, compiled.errors()
+    assert all(p >= 100 * SMALLEST_SCALE for p in _scaled(compiled.log)), sorted(_scaled(compiled.log))[:5]
+    heights = _word_heights(compiled.pdf)
+    assert len(heights) > 100
+    small = [h for h in heights if h < SMALLEST_SCALE * SMALLEST_GLYPH_PT - 0.01]
+    assert small == [], f"{len(small)} words smaller than {SMALLEST_SCALE:.0%} of a subscript's subscript, the smallest {min(small, default=0):.2f} pt"

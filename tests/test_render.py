@@ -154,7 +154,7 @@ def test_every_format_renders_a_whole_document(case: Case, fmt: str) -> None:
         assert doc.count("<math") > 20
     elif fmt == "tex":
         assert doc.count(r"\begin{document}") == 1 and doc.rstrip().endswith(r"\end{document}")
-        assert doc.count(r"\begin{align*}") == doc.count(r"\end{align*}") > 0
+        assert doc.count(r"\begin{crblock}") == doc.count(r"\end{crblock}") > 0
     elif fmt == "md":
         assert doc.startswith("# ")
         assert doc.count("$$") % 2 == 0 and doc.count("$$") > 0

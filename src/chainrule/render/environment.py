@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import sympy as sp
 from markupsafe import Markup
+from sympy.printing.conventions import requires_partial
+from sympy.simplify import fraction
 
 from ..derive import Partial
 from . import printing
-from .steps import Call, Number, Op
+from .steps import Call, Number, Op, written_size
 from .summary import More
 
 #: How templates tell the pieces of a row apart: ``{% if p is op %}``.
@@ -34,6 +37,9 @@ PIECE_TESTS = {
     "run": lambda p: isinstance(p, tuple),
     # A line of a table standing for the rows a summary leaves out.
     "more": lambda p: isinstance(p, More),
+    # The pieces of a long formula broken across lines (``atoms``).
+    "fence": lambda p: isinstance(p, Fence),
+    "operator": lambda p: isinstance(p, Operator),
 }
 
 
@@ -210,6 +216,227 @@ def format_error(value: float) -> str:
     return f"{value:.2g}"
 
 
+#: A sum longer than this (``written_size``) may break between its terms; a shorter one stays whole.
+LONG_SUM = 16
+#: The operators a formula may break before, as text breaks at a space, and after (a list's commas).
+BREAKS = ("=", "+", "−", "≈", "·")
+BREAKS_AFTER = (",",)
+
+
+AUTO = -1
+
+
+@dataclass(frozen=True)
+class Fence:
+    """One side, "(" or ")", of the parentheses around a sum that breaks across lines.
+
+    ``size`` is how tall what it holds is set: 0 letters, 1 with scripts (w⁽¹⁾₁₂), 2 with fractions;
+    ``AUTO`` around what stays on one line, as tall as what it holds there.
+    """
+
+    text: str
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class Operator:
+    """d/dx or ∂/∂x before a sum in parentheses that breaks across lines."""
+
+    wrt: sp.Basic
+    partial: bool
+
+
+@dataclass(frozen=True)
+class _Breaking:
+    """How a formula is cut into parts: the printers' notation (for the order of factors), the
+    longest sum that stays whole, and whether a long fraction may be written 1/d · n₁ · n₂ ⋯."""
+
+    notation: Mapping
+    longest: int = LONG_SUM
+    fractions: bool = False
+
+    def long(self, expr) -> bool:
+        return isinstance(expr, sp.Basic) and written_size(expr, self.longest) > self.longest
+
+
+def atoms(pieces: tuple, lead: str | None = None, notation: Mapping = {}, longest: int = LONG_SUM, fractions: bool = False) -> list[tuple]:
+    """A run of pieces cut where a line may break, each part to be kept whole on a line.
+
+    A line may break before an "=", "+" or "−" between pieces, after a ",", between the terms
+    of a long sum, also inside the parentheses of a sum in a product (a(1 − a)(w₁δ₁ + … + w₉δ₉))
+    or after d/dx, and with ``fractions`` before each "·" of a long fraction written
+    1/d · n₁ · n₂ ⋯; each part after the first starts with the operator it breaks before.
+    ``lead`` is an operator put before the run ("=" for the right side of a row); a sum of at
+    most ``longest`` symbols (``written_size``) stays whole.
+
+    >>> w, x = sp.symbols("w1:11"), sp.symbols("x1:11")
+    >>> parts = atoms((sp.Symbol("z"), Op("="), sum(a * b for a, b in zip(w, x))))
+    >>> len(parts), parts[0], parts[1], parts[-1]
+    (11, (z,), (Op(text='='), w1*x1), (Op(text='+'), w10*x10))
+    """
+    how = _Breaking(notation, longest, fractions)
+    run = ((Op(lead),) if lead else ()) + tuple(pieces)
+    out: list[list] = [[]]
+    for i, p in enumerate(run):
+        if isinstance(p, Op) and p.text in BREAKS and out[-1]:
+            out.append([])
+        if isinstance(p, Op) and p.text in BREAKS_AFTER:
+            out[-1].append(p)
+            out.append([])
+            continue
+        parts = _split(p, how) if _between_breaks(run, i) else None
+        if parts is None:
+            out[-1].append(p)
+            continue
+        out[-1] += parts[0]
+        out += [list(part) for part in parts[1:]]
+    return [tuple(part) for part in out if part]
+
+
+def _between_breaks(run: tuple, i: int) -> bool:
+    """Whether nothing but an operator a line may break at (or the run's end) stands on either side of ``run[i]``."""
+    return all(j < 0 or j >= len(run) or (isinstance(run[j], Op) and run[j].text in BREAKS + BREAKS_AFTER) for j in (i - 1, i + 1))
+
+
+def _split(expr, how: _Breaking) -> list[list] | None:
+    """The parts of a long formula, each after the first opening with the operator it breaks before; None if it stays whole."""
+    if not how.long(expr):
+        return None
+    if isinstance(expr, sp.Equality):
+        left, right = (_split(side, how) or [[side]] for side in expr.args)
+        return left + [[Op("="), *right[0]]] + right[1:]
+    if isinstance(expr, sp.Derivative) and len(expr.variable_count) == 1 and expr.variable_count[0][1] == 1:
+        inner = _split_sum(expr.expr, how)
+        operator = Operator(expr.variables[0], requires_partial(expr.expr))
+        return _fenced([operator], inner, _size(expr.expr, how.notation)) if inner is not None else None
+    if isinstance(expr, sp.Mul) and fraction(expr, exact=True)[1] != 1:
+        return _split_fraction(expr, how) if how.fractions else None
+    if isinstance(expr, sp.Mul):
+        sign: list = [Op("−")] if expr.could_extract_minus_sign() else []
+        parts = _split_product(printing.ordered_factors(-expr if sign else expr, how.notation), how, dots=False)
+        if parts is None:
+            return None
+        parts[0] = sign + parts[0]
+        return parts
+    return _split_sum(expr, how)
+
+
+def _split_product(factors: list, how: _Breaking, dots: bool) -> list[list] | None:
+    """A product's factors as parts: each long sum among them breaks inside its parentheses, the
+    others stay whole; with ``dots``, a line may also break before a "·" between any two factors."""
+    inners = [_split_sum(f, how) if isinstance(f, sp.Add) else None for f in factors]
+    if not dots and not any(inners):
+        return None
+    parts: list[list] = [[]]
+    group: list = []
+    for f, inner in [*zip(factors, inners), (None, None)]:
+        if inner is None and f is not None and not (dots and group):
+            group.append(f)
+            continue
+        parts[-1] += _whole(group)
+        group = [f] if inner is None and f is not None else []
+        if f is not None and dots:
+            parts.append([Op("·")])
+        if inner is not None:
+            fenced = _fenced([], inner, _size(f, how.notation))
+            parts[-1] += fenced[0]
+            parts += fenced[1:]
+    parts[-1] += _whole(group)
+    return [part for part in parts if part]
+
+
+def _split_fraction(expr: sp.Mul, how: _Breaking) -> list[list] | None:
+    """n/d with a long numerator as (1/d) n₁ · n₂ ⋯ (what SymPy's LaTeX printer does with its
+    ``long_frac_ratio``), so that the numerator may break between its factors."""
+    sign: list = [Op("−")] if expr.could_extract_minus_sign() else []
+    numer, denom = fraction(-expr if sign else expr, exact=True)
+    if written_size(numer) <= 2 * written_size(denom):
+        return None
+    factors = printing.ordered_factors(numer, how.notation) if isinstance(numer, sp.Mul) else [numer]
+    parts = _split_product(factors, how, dots=True)
+    parts[0] = [*sign, sp.Pow(denom, -1, evaluate=False)] + parts[0]
+    return parts
+
+
+def _split_sum(expr, how: _Breaking) -> list[list] | None:
+    terms = printing.signed_terms(expr) if how.long(expr) else None
+    if terms is None:
+        return None
+    parts: list[list] = []
+    for k, (sign, term) in enumerate(terms):
+        signed = [Op(sign)] if k or sign == "−" else []
+        bare = term.args[0] if isinstance(term, sp.UnevaluatedExpr) else term
+        if sign == "−" and isinstance(bare, sp.Add):
+            # − (a + b): the parentheses the printer would write
+            inner = _split_sum(term, how)
+            size = _size(bare, how.notation)
+            inner = _fenced([], inner, size) if inner is not None else [[Fence("(", size), term, Fence(")", size)]]
+        else:
+            inner = _split(term, how) if term is bare else None
+        if inner is None:
+            parts.append(signed + [term])
+        else:
+            parts.append(signed + inner[0])
+            parts += inner[1:]
+    return parts
+
+
+def _whole(factors: list) -> list:
+    """Factors of a product that stay whole, as pieces: one product, or one factor in parentheses where a product would have them."""
+    if len(factors) > 1:
+        return [sp.Mul(*factors, evaluate=False)]
+    if factors and (isinstance(factors[0], (sp.Add, sp.Piecewise, sp.core.relational.Relational)) or factors[0].could_extract_minus_sign()):
+        return [Fence("(", AUTO), factors[0], Fence(")", AUTO)]
+    return list(factors)
+
+
+def _fenced(before: list, inner: list[list], size: int) -> list[list]:
+    """``before (inner)``, the parentheses one size on every line."""
+    parts = [list(part) for part in inner]
+    parts[0] = before + [Fence("(", size)] + parts[0]
+    parts[-1] = parts[-1] + [Fence(")", size)]
+    return parts
+
+
+def _size(expr, notation: Mapping) -> int:
+    """How tall ``expr`` is set: 2 with fractions (a negative power, a ratio, a derivative), 1 with scripts, else 0."""
+    parts = list(sp.preorder_traversal(expr))
+    if any(isinstance(e, sp.Derivative) or (e.is_Pow and e.exp.is_negative) or (e.is_Rational and not e.is_Integer) for e in parts):
+        return 2
+    return 1 if any(e.is_Pow or (notation.get(e) is not None and (notation[e].layer is not None or notation[e].indices)) for e in parts) else 0
+
+
+#: How wide a line of a Markdown formula may be, in characters of its LaTeX source (commands and braces not counted).
+MARKDOWN_LINE = 72
+
+
+def _tex_width(tex: str) -> int:
+    r"""Roughly how many characters wide ``tex`` is set: a command counts one, braces and spaces none.
+
+    >>> _tex_width(r"w^{(1)}_{11} x_{1} + \delta")
+    10
+    """
+    return len(re.sub(r"\\(left|right|frac|displaystyle|operatorname|mathbf)\b|\\[a-zA-Z]+|[{}^_ ]", lambda m: "" if m.group(1) or m.group(0) in "{}^_ " else "x", tex))
+
+
+def lines_of(parts: list[tuple], width: Callable[[tuple], int], room: int) -> list[list[tuple]]:
+    """``atoms`` grouped into lines at most ``room`` wide (a part wider than that is a line of its own).
+
+    >>> lines_of([(1,), (2,), (3,)], lambda part: 4, 9)
+    [[(1,), (2,)], [(3,)]]
+    """
+    lines: list[list[tuple]] = [[]]
+    used = 0
+    for part in parts:
+        w = width(part)
+        if lines[-1] and used + w > room:
+            lines.append([])
+            used = 0
+        lines[-1].append(part)
+        used += w
+    return lines
+
+
 @dataclass
 class Formatter:
     """Prints math for one render call; remembers what it printed only for that call."""
@@ -233,12 +460,39 @@ def _html_filters(notation: Mapping) -> dict[str, Callable]:
     return {
         "math": fmt.math,
         "partial": fmt.partial,
-        "num": format_number,
+        # −0.25 with a minus sign, not a hyphen, in text and in <mn> alike
+        "num": lambda v: format_number(v).replace("-", "\u2212", 1) if format_number(v).startswith("-") else format_number(v),
         "err": format_error,
         "sym": fmt.math,
+        "atoms": lambda pieces, lead=None, longest=None, fractions=False: atoms(pieces, lead, notation, longest or LONG_SUM, fractions),
+        "eq": _equation,
+        # One side of the parentheses of a sum broken across lines: each line's <math> is its own,
+        # so a stretchy "(" would take the size of its line only; both sides get one size.
+        "fence": _mathml_fence,
+        "operator": lambda o: _mathml_operator(o, fmt.math(o.wrt)),
         # The name of a function of the generated code, inside a formula.
         "code": lambda name: Markup('<mtext class="code">{}</mtext>').format(name),
     }
+
+
+#: The height of a fence of each ``Fence.size``, as MathML's minsize and maxsize.
+_FENCE_HEIGHTS = ("1.2em", "1.8em", "2.6em")
+
+
+def _mathml_fence(f: Fence) -> Markup:
+    if f.size == AUTO:
+        return Markup("<mo>{}</mo>").format(f.text)
+    return Markup('<mo stretchy="true" symmetric="true" minsize="{0}" maxsize="{0}">{1}</mo>').format(_FENCE_HEIGHTS[f.size], f.text)
+
+
+def _mathml_operator(o: Operator, wrt: Markup) -> Markup:
+    if o.partial:
+        return Markup(printing.partial_mathml("", wrt))
+    return Markup('<mfrac><mi mathvariant="normal">d</mi><mrow><mi mathvariant="normal">d</mi>{}</mrow></mfrac>').format(wrt)
+
+
+#: A fence of each ``Fence.size`` in LaTeX (AUTO: \left( and \right), sized by what they hold on one line).
+_LATEX_FENCES = {"(": ("\\bigl(", "\\Bigl(", "\\biggl(", "\\left("), ")": ("\\bigr)", "\\Bigr)", "\\biggr)", "\\right)")}
 
 
 def _latex_filters(notation: Mapping) -> dict[str, Callable]:
@@ -250,11 +504,23 @@ def _latex_filters(notation: Mapping) -> dict[str, Callable]:
         "err": lambda v: TeX(_tex_number(format_error(v))),
         "sym": fmt.math,
         "op": lambda op: TeX(_LATEX_OPERATORS.get(op.text, op.text)),
+        "atoms": lambda pieces, lead=None, longest=None, fractions=False: atoms(pieces, lead, notation, longest or LONG_SUM, fractions),
+        "eq": _equation,
+        "fence": lambda f: TeX(_LATEX_FENCES[f.text][f.size]),
+        "operator": lambda o: TeX(printing.partial_latex("", fmt.math(o.wrt)) if o.partial else f"\\frac{{d}}{{d {fmt.math(o.wrt)}}}"),
         "code": lambda name: TeX(f"\\texttt{{{escape_latex(name)}}}"),
         # Macro output is made of pieces that were escaped as they were written; ``safe``
         # says so, as in HTML templates, and is for nothing else.
         "safe": TeX,
     }
+
+
+def _equation(sides) -> tuple:
+    """``(a, b, c)|eq``: the run a = b = c, for a template that has the sides but no "=" of its own."""
+    out: tuple = ()
+    for side in sides:
+        out += ((Op("="),) if out else ()) + (tuple(side) if isinstance(side, tuple) else (side,))
+    return out
 
 
 def _tex_number(text: str) -> str:
@@ -341,4 +607,19 @@ def markdown_environment(notation: Mapping) -> jinja2.Environment:
     # Math mode: MathJax reads \_ inside \texttt only with its textmacros extension.
     env.filters["code"] = lambda name: TeX(f"\\mathtt{{{escape_latex(name)}}}")
     env.filters["fenced"] = lambda lines, language="": TeX(fenced("\n".join(lines), language))
+    # A long formula as lines of an aligned block: Markdown's math has no line breaking of its own.
+    env.filters["lines"] = lambda pieces, lead=None: lines_of(env.filters["atoms"](pieces, lead), lambda part: sum(_tex_width(_latex_piece(env, p)) for p in part), MARKDOWN_LINE)
     return env
+
+
+def _latex_piece(env: jinja2.Environment, p) -> str:
+    """A piece as the Markdown macros print it, to measure its width."""
+    if isinstance(p, Op):
+        return env.filters["op"](p)
+    if isinstance(p, Number):
+        return env.filters["num"](p.value)
+    if isinstance(p, Partial):
+        return env.filters["partial"](p)
+    if isinstance(p, Call):
+        return p.name + "()" + "".join(env.filters["math"](a) for a in p.args)
+    return env.filters["math"](p)

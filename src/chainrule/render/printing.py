@@ -22,12 +22,15 @@ from dataclasses import replace
 from typing import Any
 
 import sympy as sp
+from sympy.core.function import AppliedUndef
+from sympy.core.sorting import default_sort_key
 from sympy.printing.conventions import split_super_sub
-from sympy.printing.latex import LatexPrinter
+from sympy.printing.latex import LatexPrinter, _between_two_numbers_p
 from sympy.printing.mathml import MathMLPresentationPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pretty.pretty_symbology import greek_unicode
 from sympy.printing.str import StrPrinter
+from sympy.simplify import fraction
 
 from ..graph import Notation
 
@@ -74,6 +77,114 @@ def _negated_term(term):
     return None
 
 
+def _natural(key):
+    """A sort key with every name in it split into text and numbers, so that x₂ sorts before x₁₀."""
+    if isinstance(key, str):
+        return tuple(int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", key)))
+    if isinstance(key, tuple):
+        return tuple(_natural(k) for k in key)
+    return key
+
+
+def natural_key(expr) -> tuple:
+    """SymPy's ``default_sort_key`` with names compared by their numbers: x2 before x10.
+
+    >>> x2, x10 = sp.symbols("x2 x10")
+    >>> sorted([x10, x2], key=natural_key)
+    [x2, x10]
+    """
+    return _natural(default_sort_key(expr))
+
+
+def ordered_terms(expr: sp.Expr) -> list:
+    """A sum's terms as chainrule writes them: higher degree first, indices in numeric order.
+
+    The textbook order: ``w₁₁x₁ + w₁₂x₂ + … + w₁,₁₀x₁₀ + b₁`` (the weighted inputs, their
+    indices counted, then the bias, a term of lower degree), ``1 + e⁻ᶻ`` and ``1 − σ``
+    (SymPy's own rules for these). It is SymPy's ``grlex`` order over generators sorted by
+    ``natural_key``; SymPy's default, ``lex`` over names as strings, wrote ``b + wx``,
+    ``aw + b`` and ``x₁ + x₁₀ + x₂``.
+
+    >>> b, w, x, a = sp.symbols("b1 w1 x1 a1")
+    >>> ordered_terms(b + w * x), ordered_terms(a * w + b)
+    ([w1*x1, b1], [a1*w1, b1])
+    >>> ordered_terms(sum(sp.exp(sp.Symbol(f"z{i}")) for i in (1, 2, 10)))
+    [exp(z1), exp(z2), exp(z10)]
+    """
+    args = sp.Add.make_args(expr)
+    numbers = [a for a in args if isinstance(a, (sp.Number, sp.NumberSymbol))]
+    if len(args) == 2 and len(numbers) == 1 and numbers[0].is_positive:
+        # 1 − x, as SymPy writes it (Expr.as_ordered_terms' special case)
+        other = args[0] if args[1] is numbers[0] else args[1]
+        if isinstance(other, sp.Mul) and other.args[0].is_Number and other.args[0].is_negative:
+            return [numbers[0], other]
+    terms, gens = expr.as_terms()
+    rank = sorted(range(len(gens)), key=lambda i: natural_key(gens[i]))
+
+    def key(term):
+        _, ((re_, im), monom, ncpart) = term
+        powers = tuple(-monom[i] for i in rank)
+        return -sum(monom), powers, tuple(natural_key(e) for e in ncpart), ((bool(im), im), (re_, im))
+
+    return [term for term, _ in sorted(terms, key=key)]
+
+
+def signed_terms(expr: sp.Expr) -> list[tuple[str, sp.Expr]] | None:
+    """A sum's terms in the order the printers write them, each with the sign written before it.
+
+    The first term's sign is "+" unless a form built in order (``UnevaluatedExpr``) starts
+    with a minus; its terms stay unevaluated. A term after a "−" that is itself a sum is
+    written in parentheses, which the caller must add: printed alone, it would lose them.
+
+    >>> a, b, c = sp.symbols("a b c")
+    >>> signed_terms(a - 2 * b)
+    [('+', a), ('−', 2*b)]
+    >>> signed_terms(a + sp.Mul(-1, b + c, evaluate=False))
+    [('+', a), ('−', b + c)]
+    """
+    if isinstance(expr, sp.UnevaluatedExpr) and isinstance(expr.args[0], sp.Add):
+        out = []
+        for term in expr.args[0].args:
+            negated = _negated_term(term)
+            out.append(("−", sp.UnevaluatedExpr(negated)) if negated is not None else ("+", sp.UnevaluatedExpr(term)))
+        return out
+    if not isinstance(expr, sp.Add):
+        return None
+    return [("−", -t) if i and t.could_extract_minus_sign() else ("+", t) for i, t in enumerate(ordered_terms(expr))]
+
+
+def ordered_factors(expr: sp.Mul, notation: Mapping) -> list:
+    """A product's factors as chainrule writes them: numbers, then quantities with more indices, then the rest.
+
+    ``w⁽²⁾ⱼₖ a⁽¹⁾ₖ`` and ``wⱼₖ δⱼ``, as the books write them (SymPy's order, by name, wrote
+    ``a⁽¹⁾ₖ w⁽²⁾ⱼₖ`` in one layer and ``w⁽¹⁾ⱼₖ xₖ`` in the first); names in numeric order.
+
+    >>> from chainrule.graph import Notation
+    >>> a, w = sp.symbols("a1_1 w2_1_1")
+    >>> ordered_factors(a * w, {w: Notation("w", "w", 2, (1, 1)), a: Notation("a", "a", 1, (1,))})
+    [w2_1_1, a1_1]
+    """
+
+    def key(factor):
+        n = notation.get(factor.base if factor.is_Pow else factor)
+        return (not factor.is_Number, -len(n.indices) if n is not None else 0, natural_key(factor))
+
+    commutative, rest = expr.args_cnc()
+    return sorted(commutative, key=key) + rest
+
+
+class _NaturalOrder:
+    """What both printers share: sums in ``ordered_terms`` order, products in ``ordered_factors`` order."""
+
+    def _as_ordered_terms(self, expr, order=None):
+        if (order or self._settings["order"]) in ("old", "none") or not isinstance(expr, sp.Add):
+            return super()._as_ordered_terms(expr, order=order)
+        return ordered_terms(expr)
+
+    def _ordered_factors(self, expr) -> list:
+        return ordered_factors(expr, self._settings["notation"])
+
+
 def notation_latex(n: Notation) -> str:
     # {f'}^{(2)}: a prime is itself a superscript, so the base needs braces.
     core = f"{{{n.base}}}" if "'" in n.base else n.base
@@ -90,11 +201,12 @@ def notation_latex(n: Notation) -> str:
     return core
 
 
-class NotationLatexPrinter(LatexPrinter):
+class NotationLatexPrinter(_NaturalOrder, LatexPrinter):
     """SymPy's LaTeX printer, writing chainrule's symbols through the ``notation`` setting."""
 
     printmethod = "_latex"
-    _default_settings = {**LatexPrinter._default_settings, "notation": {}}
+    # arcsin, as the MathML printer writes it (SymPy's LaTeX default is asin)
+    _default_settings = {**LatexPrinter._default_settings, "notation": {}, "inv_trig_style": "full"}
 
     def _print_Symbol(self, expr, style="plain"):
         n = self._settings["notation"].get(expr)
@@ -128,8 +240,10 @@ class NotationLatexPrinter(LatexPrinter):
         return out
 
     def _print_Mul(self, expr):
-        if self._settings["order"] != "none" or not isinstance(expr, sp.Mul):
+        if self._settings["order"] == "old" or not isinstance(expr, sp.Mul):
             return super()._print_Mul(expr)
+        if self._settings["order"] != "none":
+            return self._print_ordered_Mul(expr)
         negative, numer, denom = _as_written(expr)
 
         def row(factors) -> str:
@@ -137,6 +251,39 @@ class NotationLatexPrinter(LatexPrinter):
 
         top = row(numer) if numer else "1"
         return ("- " if negative else "") + (f"\\frac{{{top}}}{{{row(denom)}}}" if denom else top)
+
+    def _print_ordered_Mul(self, expr) -> str:
+        # SymPy's product, its factors in ordered_factors order; where that is SymPy's order
+        # (most products), SymPy's own printer, unevaluated products with their 1s included.
+        args = expr.args
+        if args[0] is sp.S.One or any(isinstance(a, sp.Number) for a in args[1:]):
+            return super()._print_Mul(expr)
+        if self._ordered_factors(expr) == list(expr.as_ordered_factors()):
+            return super()._print_Mul(expr)
+        tex = ""
+        if expr.could_extract_minus_sign():
+            expr, tex = -expr, "- "
+        numer, denom = fraction(expr, exact=True)
+
+        def row(part) -> str:
+            factors = self._ordered_factors(part) if isinstance(part, sp.Mul) else [part]
+            out = last = ""
+            for i, f in enumerate(factors):
+                text = self._print(f)
+                if self._needs_mul_brackets(f, first=(i == 0), last=(i == len(factors) - 1)):
+                    text = f"\\left({text}\\right)"
+                if out:
+                    between = _between_two_numbers_p[0].search(last) and _between_two_numbers_p[1].match(text)
+                    out += self._settings["mul_symbol_latex_numbers"] if between else self._settings["mul_symbol_latex"]
+                out, last = out + text, text
+            return out
+
+        return tex + (row(numer) if denom is sp.S.One else f"\\frac{{{row(numer)}}}{{{row(denom)}}}")
+
+    def _print_KroneckerDelta(self, expr, exp=None):
+        # 𝟏[j = k], not δⱼₖ: δ is the error of a unit (amssymb has no blackboard 1).
+        tex = f"\\mathbf{{1}}\\left[{self._print(expr.args[0])} = {self._print(expr.args[1])}\\right]"
+        return f"\\left({tex}\\right)^{{{exp}}}" if exp is not None else tex
 
     def _print_sigmoid(self, expr, exp=None):
         inner = f"\\sigma\\left({self._print(expr.args[0])}\\right)"
@@ -151,6 +298,14 @@ class NotationLatexPrinter(LatexPrinter):
         inner = self._print(sp.Mul(expr.args[0], sp.log(expr.args[1]), evaluate=False))
         return f"\\left({inner}\\right)^{{{exp}}}" if exp is not None else inner
 
+    def _print_Piecewise(self, expr):
+        # "if", as the MathML printer writes it (SymPy's LaTeX says "for").
+        rows = [
+            f"{self._print(value)} & \\text{{otherwise}}" if condition is sp.true else f"{self._print(value)} & \\text{{if}}\\: {self._print(condition)}"
+            for value, condition in expr.args
+        ]
+        return "\\begin{cases} " + " \\\\".join(rows) + " \\end{cases}"
+
     def _print_Heaviside(self, expr, exp=None):
         # SymPy writes θ(x). H(x) is ½ at 0; H(x, 0) is 0 there, relu's slope, written step(x).
         name = "\\operatorname{step}" if len(expr.args) == 2 and expr.args[1] == 0 else "H"
@@ -158,7 +313,7 @@ class NotationLatexPrinter(LatexPrinter):
         return f"{inner}^{{{exp}}}" if exp is not None else inner
 
 
-class NotationMathMLPrinter(MathMLPresentationPrinter):
+class NotationMathMLPrinter(_NaturalOrder, MathMLPresentationPrinter):
     """SymPy's presentation MathML printer, with the ``notation`` setting and MathML Core output."""
 
     _default_settings = {**MathMLPresentationPrinter._default_settings, "notation": {}, "float_digits": None}
@@ -256,8 +411,10 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
         return row
 
     def _print_Mul(self, expr):
-        if self._settings["order"] != "none" or not isinstance(expr, sp.Mul):
+        if self._settings["order"] == "old" or not isinstance(expr, sp.Mul):
             return super()._print_Mul(expr)
+        if self._settings["order"] != "none":
+            return self._print_ordered_Mul(expr)
         negative, numer, denom = _as_written(expr)
 
         def row(factors):
@@ -266,6 +423,46 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
         top = row(numer) if numer else self._el("mn", text="1")
         body = self._el("mfrac", top, row(denom)) if denom else top
         return self._el("mrow", self._el("mo", text="-"), body) if negative else body
+
+    def _print_ordered_Mul(self, expr):
+        # SymPy's MathML product, with two changes that make it agree with the LaTeX printer:
+        # e⁻ᶻ stays a factor of the numerator (SymPy's fraction() made −e⁻ᶻ into −1/eᶻ), and
+        # the factors come in ordered_factors order.
+        mrow = self._el("mrow")
+        if expr.could_extract_minus_sign():
+            mrow.appendChild(self._el("mo", text="-"))
+            expr = -expr
+        numer, denom = fraction(expr, exact=True)
+        if denom is not sp.S.One:
+            mrow.appendChild(self._el("mfrac", self._print(numer), self._print(denom)))
+            return mrow
+        if not isinstance(expr, sp.Mul):
+            mrow.appendChild(self._print(expr))
+            return mrow
+        coeff, terms = expr.as_coeff_mul()
+        factors = self._ordered_factors(sp.Mul._from_args(terms)) if len(terms) > 1 else list(terms)
+        if coeff is sp.S.One and len(factors) == 1:
+            mrow.appendChild(self._print(factors[0]))
+            return mrow
+        if coeff != 1:
+            mrow.appendChild(self._print(coeff))
+        for i, factor in enumerate(factors):
+            if i or coeff != 1:
+                mrow.appendChild(self._el("mo", text=self.mathml_tag(expr)))
+            mrow.appendChild(self.parenthesize(factor, PRECEDENCE["Mul"]))
+        return mrow
+
+    def _print_Pow(self, e):
+        # sin²(x), as the LaTeX printer writes the power of a function it has no printer of its own for.
+        base = e.base
+        folds = isinstance(base, AppliedUndef) or not hasattr(NotationLatexPrinter, f"_print_{type(base).__name__}")
+        if base.is_Function and folds and e.exp.is_Integer and e.exp > 1:
+            printed = self._print(base)
+            if printed.tagName == "mrow" and printed.firstChild is not None and printed.firstChild.tagName == "mi":
+                name = printed.firstChild
+                printed.replaceChild(self._el("msup", name.cloneNode(True), self._print(e.exp)), name)
+                return printed
+        return super()._print_Pow(e)
 
     def _print_Sum(self, e):
         if self._settings["order"] != "none" or isinstance(e.function, sp.Add):
@@ -292,15 +489,27 @@ class NotationMathMLPrinter(MathMLPresentationPrinter):
         return self._print(sp.Mul(e.args[0], sp.log(e.args[1]), evaluate=False))
 
     def _print_KroneckerDelta(self, e):
-        # SymPy writes "kroneckerdelta(j, k)"; books write δⱼₖ.
-        return self._el("msub", self._el("mi", text="δ"), self._el("mrow", *[self._print(a) for a in e.args]))
+        # 𝟏[j = k] (SymPy writes "kroneckerdelta(j, k)"), not δⱼₖ: δ is the error of a unit.
+        one = self._el("mn", text="\U0001d7cf")
+        inside = self._el("mrow", self._print(e.args[0]), self._el("mo", text="="), self._print(e.args[1]))
+        return self._el("mrow", one, self._el("mo", text="["), inside, self._el("mo", text="]"))
 
     def _print_DiracDelta(self, e):
-        return self._el("mrow", self._el("mi", text="δ"), self._paren_comma_separated(*e.args))
+        # δ⁽ᵏ⁾(x), the k-th derivative, as the LaTeX printer writes it.
+        name = self._el("mi", text="δ")
+        if len(e.args) == 2 and e.args[1] != 0:
+            name = self._el("msup", name, self._el("mrow", self._paren("("), self._print(e.args[1]), self._paren(")")))
+        return self._el("mrow", name, self._paren_comma_separated(e.args[0]))
 
     def _print_Derivative(self, e):
         # SymPy writes d/dx with &dd; (U+2146), which common math fonts lack; books write d.
         element = super()._print_Derivative(e)
+        # ...and ∂²/∂²x, where the LaTeX printer (and every book) writes ∂²/∂x²: the power goes on the variable.
+        below = element.firstChild.childNodes[1]
+        for power in [c for c in below.childNodes if c.tagName == "msup" and c.firstChild.tagName == "mo"]:
+            variable, count = power.nextSibling, power.childNodes[1]
+            below.replaceChild(power.firstChild.cloneNode(True), power)
+            below.replaceChild(self._el("msup", variable.cloneNode(True), count.cloneNode(True)), variable)
         for mo in list(element.getElementsByTagName("mo")):
             if mo.firstChild is not None and mo.firstChild.data == "&dd;":
                 # an upright d set as a letter, without the space an operator gets
@@ -380,12 +589,22 @@ def _flat_parens(element) -> None:
         _flat_parens(kid)
 
 
+def _escaped(element) -> None:
+    # SymPy's MathML writer does not escape text (so that its entities pass through):
+    # x < 0 came out as <mo><</mo>.
+    for child in element.childNodes:
+        if child.nodeType == child.TEXT_NODE:
+            child.data = child.data.replace("<", "&lt;").replace(">", "&gt;")
+        else:
+            _escaped(child)
+
+
 def _true_minus(element) -> None:
-    # SymPy puts ASCII "-" in <mo>; MathML Core draws it as a hyphen, so use U+2212.
-    if element.nodeType == element.ELEMENT_NODE and element.tagName == "mo":
+    # SymPy puts ASCII "-" in <mo> and before a negative number in <mn>; MathML Core draws it as a hyphen, so use U+2212.
+    if element.nodeType == element.ELEMENT_NODE and element.tagName in ("mo", "mn"):
         for child in element.childNodes:
-            if child.nodeType == child.TEXT_NODE and child.data == "-":
-                child.data = "\u2212"
+            if child.nodeType == child.TEXT_NODE and (child.data == "-" or element.tagName == "mn" and child.data.startswith("-")):
+                child.data = "\u2212" + child.data[1:]
     for child in element.childNodes:
         _true_minus(child)
 
@@ -398,6 +617,7 @@ def mathml_printer(notation: Mapping, **settings) -> Callable[[Any], str]:
         element = printer._print(sp.Integer(expr) if isinstance(expr, int) else expr)
         _true_minus(element)
         _flat_parens(element)
+        _escaped(element)
         return element.toxml()
 
     return show
