@@ -30,6 +30,7 @@ from .graph import Graph, Node, Notation, build_graph
 from .kinds import KINDS, LayerEquation
 from .network import Network
 from .rules import Rule, derivative_steps
+from .symbols import natural_key
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,7 @@ def _output_simplifier(network: Network, graph: Graph):
         cancelled = _cancelled(plain)
         if sp.count_ops(cancelled) != sp.count_ops(expr):
             below = sorted({d.args[1] for d in expr.atoms(xdivy)} - {sp.denom(t) for t in sp.Add.make_args(cancelled)},
-                           key=sp.default_sort_key)
+                           key=natural_key)
             steps.append(Rewrite(cancelled, "cancelling", (*_listed(below), ", each against the same factor beside it")
                                  if below else ("a factor against the same factor below it",)))
         expanded = sp.expand(cancelled)

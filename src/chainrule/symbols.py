@@ -11,9 +11,11 @@ objects and plain text only.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sympy as sp
+from sympy.core.sorting import default_sort_key
 
 
 @dataclass(frozen=True)
@@ -59,3 +61,22 @@ class Node:
 def superscript(number: int) -> str:
     """A layer number (or a power of ten) as Unicode superscript digits, for plain text: the 3 of a⁽³⁾, the −3 of 10⁻³."""
     return str(number).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
+def _natural(key):
+    """A sort key with every name in it split into text and numbers, so that x₂ sorts before x₁₀."""
+    if isinstance(key, str):
+        return tuple(int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", key)))
+    if isinstance(key, tuple):
+        return tuple(_natural(k) for k in key)
+    return key
+
+
+def natural_key(expr) -> tuple:
+    """SymPy's ``default_sort_key`` with names compared by their numbers: x2 before x10.
+
+    >>> x2, x10 = sp.symbols("x2 x10")
+    >>> sorted([x10, x2], key=natural_key)
+    [x2, x10]
+    """
+    return _natural(default_sort_key(expr))

@@ -43,7 +43,7 @@ from ..flow_theory import (
 )
 from ..kinds import KINDS
 from ..symbols import superscript
-from .printing import plain_printer
+from .printing import ordered_terms, plain_printer
 from .steps import EQ, MINUS, PLUS, Block, Number, Op, Row, Section, written_size
 from .training import json_value
 
@@ -202,7 +202,7 @@ def split_lines(expr: sp.Expr) -> list[tuple]:
     if not isinstance(expr, sp.Add) or written_size(expr) <= LINE:
         return [(expr,)]
     chunks: list[list] = [[]]
-    for term in expr.as_ordered_terms():
+    for term in ordered_terms(expr):
         if chunks[-1] and written_size(sp.Add(*chunks[-1], term, evaluate=False)) > LINE:
             chunks.append([])
         chunks[-1].append(term)

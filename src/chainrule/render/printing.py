@@ -23,7 +23,6 @@ from typing import Any
 
 import sympy as sp
 from sympy.core.function import AppliedUndef
-from sympy.core.sorting import default_sort_key
 from sympy.printing.conventions import split_super_sub
 from sympy.printing.latex import LatexPrinter, _between_two_numbers_p
 from sympy.printing.mathml import MathMLPresentationPrinter
@@ -33,6 +32,7 @@ from sympy.printing.str import StrPrinter
 from sympy.simplify import fraction
 
 from ..graph import Notation
+from ..symbols import natural_key
 
 
 def _indexed_notation(expr, notation: Mapping, show) -> Notation | None:
@@ -75,25 +75,6 @@ def _negated_term(term):
         rest = ((-term.args[0],) if term.args[0] != -1 else ()) + term.args[1:]
         return rest[0] if len(rest) == 1 else sp.Mul(*rest, evaluate=False)
     return None
-
-
-def _natural(key):
-    """A sort key with every name in it split into text and numbers, so that x₂ sorts before x₁₀."""
-    if isinstance(key, str):
-        return tuple(int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", key)))
-    if isinstance(key, tuple):
-        return tuple(_natural(k) for k in key)
-    return key
-
-
-def natural_key(expr) -> tuple:
-    """SymPy's ``default_sort_key`` with names compared by their numbers: x2 before x10.
-
-    >>> x2, x10 = sp.symbols("x2 x10")
-    >>> sorted([x10, x2], key=natural_key)
-    [x2, x10]
-    """
-    return _natural(default_sort_key(expr))
 
 
 def ordered_terms(expr: sp.Expr) -> list:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sympy as sp
 
 from ..derive import Adjoint, Derivation, Partial
+from .printing import ordered_terms
 from .rule_view import lines, step_view
 from .summary import (
     LONGEST_LIST,
@@ -488,7 +489,7 @@ def _lines(expr: sp.Expr) -> list[tuple]:
     inner = expr.args[0] if ordered else expr
     if not isinstance(inner, sp.Add) or written_size(inner) <= LONGEST_LINE:
         return [(expr,)]
-    terms = list(inner.args) if ordered else list(inner.as_ordered_terms())
+    terms = list(inner.args) if ordered else ordered_terms(inner)
     chunks: list[list] = [[]]
     for term in terms:
         if chunks[-1] and written_size(sp.Add(*chunks[-1], term, evaluate=False)) > LONGEST_LINE * 3 // 4:
