@@ -164,3 +164,13 @@ def test_a_brief_handout_of_the_default_example_prints_to_at_most_six_pages(mazu
     compiled = compile_tex(tmp_path / "pdf", next(iter(docs.values())))
     assert compiled.result.returncode == 0, compiled.errors()
     assert compiled.pages <= 6, compiled.pages
+
+
+def test_the_special_functions_a_derivation_shows_are_defined_once(mazur):
+    d, ex = mazur
+    md = render(d, "md", ex)
+    assert md.count("the logistic sigmoid; its derivative is σ(u)·(1 − σ(u))") == 1
+    html = render(d, "html", ex)
+    assert html.count('<dl class="notation">') == 1 and "the logistic sigmoid" in html
+    plain = derive(loads('[network]\ninputs = 2\nlayers = [ { units = 1, activation = "tanh" } ]\nloss = "mse"\n'))
+    assert '<dl class="notation">' not in render(plain, "html", worked_example(plain))

@@ -20,7 +20,7 @@ from .. import __version__
 from .diagram import network_diagram
 from .environment import html_environment, latex_environment, markdown_environment
 from .json_document import json_document
-from .steps import sections
+from .steps import sections, shown_expressions
 from .sample_view import images as sample_images
 from .summary import value_rows
 
@@ -44,6 +44,8 @@ class Shared:
     notation: Mapping
     #: How much the documents show: "brief", "full", or None for by size.
     detail: str | None = None
+    #: The special functions the outline shows (H, step, σ, …), each defined once.
+    glossary: tuple = ()
 
 
 def prepare(
@@ -55,9 +57,12 @@ def prepare(
     """
     from ..layers import layer_rules
 
+    from ..glossary import glossary
+
     rules = layer_rules(derivation.network)
     notation = {**derivation.notation, **rules.notation}
-    return Shared(sections(derivation, example, rules, proof, detail), rules, proof, notation, detail)
+    outline = sections(derivation, example, rules, proof, detail)
+    return Shared(outline, rules, proof, notation, detail, glossary(shown_expressions(outline)))
 
 
 def _context(derivation: Derivation, example: WorkedExample | None, shared: Shared, fragment: bool = False) -> dict:
@@ -66,6 +71,7 @@ def _context(derivation: Derivation, example: WorkedExample | None, shared: Shar
         "title": net.title or "A backpropagation derivation",
         "version": __version__,
         "sections": shared.sections,
+        "glossary": shared.glossary,
         "d": derivation,
         "g": derivation.graph,
         "net": derivation.network,

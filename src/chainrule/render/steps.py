@@ -680,3 +680,26 @@ def sections(
         equation_section(d, ex, brief),
     )
     return outline if rules is None or brief else (*outline, batch_section(d, rules, proof))
+
+
+def shown_expressions(outline: Sequence[Section]) -> list[sp.Basic]:
+    """Every formula the outline shows (rows, notes, the facts under "where", rule-by-rule steps), in order."""
+
+    def formulas(pieces) -> list[sp.Basic]:
+        out: list[sp.Basic] = []
+        for piece in pieces:
+            if isinstance(piece, sp.Basic):
+                out.append(piece)
+            elif isinstance(piece, tuple):
+                out.extend(formulas(piece))
+        return out
+
+    found: list[sp.Basic] = []
+    for section in outline:
+        for block in section.blocks:
+            for row in (*block.rows, *block.where):
+                found += formulas((row.lhs, row.rhs, row.note))
+                for line in row.steps:
+                    found += formulas((line.step.lhs, line.step.result))
+    return found
+
