@@ -257,3 +257,18 @@ def test_documents_are_the_same_bytes_each_time(fmt: str) -> None:
     d = derive(load(EXAMPLES / "softmax-3-class.toml"))
     ex = worked_example(d)
     assert render(d, fmt, ex) == render(d, fmt, ex)
+
+
+def test_a_function_named_by_a_word_keeps_its_power_outside_and_its_space():
+    import sympy as sp
+
+    from chainrule.functions import relu
+
+    u, x = sp.symbols("u x")
+    assert latex(relu(u) ** 2, {}) == "\\operatorname{relu}{\\left(u \\right)}^{2}"
+    assert mathml(relu(u) ** 2, {}).startswith("<msup><mrow><mi>relu</mi>")
+    assert latex(sp.tanh(u) ** 2, {}).startswith("\\tanh^{2}") and "<msup><mi>tanh</mi>" in mathml(sp.tanh(u) ** 2, {})
+    # x step(u), as LaTeX's \operatorname spaces it; x y stays tight.
+    assert '<mspace width="0.1667em"/><mrow><mi>step</mi>' in mathml(x * sp.Heaviside(u, 0), {})
+    assert "mspace" not in mathml(x * u, {})
+    assert mathml(sp.Symbol("u'"), {}) == "<mi>u′</mi>"

@@ -22,7 +22,6 @@ from dataclasses import replace
 from typing import Any
 
 import sympy as sp
-from sympy.core.function import AppliedUndef
 from sympy.printing.conventions import split_super_sub
 from sympy.printing.latex import LatexPrinter, _between_two_numbers_p
 from sympy.printing.mathml import MathMLPresentationPrinter
@@ -182,6 +181,17 @@ def notation_latex(n: Notation) -> str:
     return core
 
 
+#: Functions whose powers are written on their name, sin²(x), as textbooks do; any other
+#: function keeps its power outside, relu(u)², since relu²(u) could be read as relu(relu(u)).
+FOLDED_POWERS = (
+    sp.sin, sp.cos, sp.tan, sp.cot, sp.sec, sp.csc, sp.sinh, sp.cosh, sp.tanh, sp.coth, sp.sech, sp.csch,
+)
+
+
+def _folds(power: sp.Pow) -> bool:
+    return isinstance(power.base, FOLDED_POWERS) and power.exp.is_Integer and power.exp > 1
+
+
 class NotationLatexPrinter(_NaturalOrder, LatexPrinter):
     """SymPy's LaTeX printer, writing chainrule's symbols through the ``notation`` setting."""
 
@@ -204,6 +214,11 @@ class NotationLatexPrinter(_NaturalOrder, LatexPrinter):
     def _print_UnevaluatedExpr(self, expr):
         # A form built in a textbook's order (the batch-norm steps): print its terms and factors as given.
         return _in_order(self, expr.args[0])
+
+    def _print_Pow(self, expr):
+        if expr.base.is_Function and expr.exp.is_Integer and expr.exp > 1 and not _folds(expr):
+            return f"{self._print(expr.base)}^{{{self._print(expr.exp)}}}"
+        return super()._print_Pow(expr)
 
     def _print_Add(self, expr, order=None):
         if self._settings["order"] != "none":
@@ -294,6 +309,15 @@ class NotationLatexPrinter(_NaturalOrder, LatexPrinter):
         return f"{inner}^{{{exp}}}" if exp is not None else inner
 
 
+def _named_function(element) -> bool:
+    """Whether a printed factor starts with a function's name of several letters (step(u), log(a))."""
+    first = element.firstChild if element.tagName == "mrow" else None
+    if first is not None and first.tagName == "msup":
+        first = first.firstChild
+    text = first.firstChild if first is not None and first.tagName == "mi" else None
+    return text is not None and len(text.data) > 1 and element.childNodes.length > 1
+
+
 class NotationMathMLPrinter(_NaturalOrder, MathMLPresentationPrinter):
     """SymPy's presentation MathML printer, with the ``notation`` setting and MathML Core output."""
 
@@ -351,6 +375,9 @@ class NotationMathMLPrinter(_NaturalOrder, MathMLPresentationPrinter):
         n = self._settings["notation"].get(sym)
         if n is not None:
             return self._notation(n)
+        if "'" in sym.name:
+            # u' names the derivative of a part u: a prime, as LaTeX writes it, not an apostrophe.
+            return self._el("mi", text=sym.name.replace("'", "′"))
         name, supers, subs = split_super_sub(sym.name)
         if len(name) > 3 and name.endswith("hat") and not supers and not subs:
             # SymPy's LaTeX printer writes yhat as ŷ (its modifier "hat"); its MathML printer does not.
@@ -428,16 +455,21 @@ class NotationMathMLPrinter(_NaturalOrder, MathMLPresentationPrinter):
         if coeff != 1:
             mrow.appendChild(self._print(coeff))
         for i, factor in enumerate(factors):
+            printed = self.parenthesize(factor, PRECEDENCE["Mul"])
             if i or coeff != 1:
                 mrow.appendChild(self._el("mo", text=self.mathml_tag(expr)))
-            mrow.appendChild(self.parenthesize(factor, PRECEDENCE["Mul"]))
+                if _named_function(printed):
+                    # LaTeX's \operatorname puts a thin space here; MathML's invisible times does not.
+                    space = self._el("mspace")
+                    space.setAttribute("width", "0.1667em")
+                    mrow.appendChild(space)
+            mrow.appendChild(printed)
         return mrow
 
     def _print_Pow(self, e):
         # sin²(x), as the LaTeX printer writes the power of a function it has no printer of its own for.
         base = e.base
-        folds = isinstance(base, AppliedUndef) or not hasattr(NotationLatexPrinter, f"_print_{type(base).__name__}")
-        if base.is_Function and folds and e.exp.is_Integer and e.exp > 1:
+        if _folds(e):
             printed = self._print(base)
             if printed.tagName == "mrow" and printed.firstChild is not None and printed.firstChild.tagName == "mi":
                 name = printed.firstChild
