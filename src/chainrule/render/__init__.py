@@ -72,6 +72,8 @@ def _context(derivation: Derivation, example: WorkedExample | None, shared: Shar
         "version": __version__,
         "sections": shared.sections,
         "glossary": shared.glossary,
+        # A handout ("brief") is set a size smaller in LaTeX, as handouts are.
+        "detail": shared.detail,
         "d": derivation,
         "g": derivation.graph,
         "net": derivation.network,
