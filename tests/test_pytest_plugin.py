@@ -14,7 +14,8 @@ pytest_plugins = ["pytester"]
 
 #: The inner runs happen in a temporary folder, away from the repository's pyproject;
 #: no cache folder, and warnings are errors there too.
-OPTIONS = ("-p", "no:cacheprovider", "-W", "error")
+# The inner runs turn warnings into errors; pytest-benchmark, where installed, warns under xdist.
+OPTIONS = ("-p", "no:cacheprovider", "-p", "no:benchmark", "-p", "no:xdist", "-W", "error")
 
 TESTS = '''
 import numpy as np
