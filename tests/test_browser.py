@@ -214,6 +214,10 @@ OTHER_PAGES = {
     "explain-logistic": lambda: render_explanation(explain("log(1+exp(w*x+b))", ["w", "b"], {"w": 0.5, "x": 2, "b": -1}), "html"),
     "training-report": lambda: _training_report(),
     "explain-hessian": lambda: render_explanation(explain("x**3*y + exp(x*y)", [], {"x": 0.5, "y": -0.25}, 2), "html"),
+    # Three variables: the Hessian is listed entry by entry, each entry breaking into lines.
+    "explain-hessian-entries": lambda: render_explanation(
+        explain("exp(-x**2-y**2-z**2)*sin(x*y*z)", [], {"x": 0.5, "y": 1, "z": -1}, 2), "html"
+    ),
 }
 
 

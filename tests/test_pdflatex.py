@@ -64,6 +64,8 @@ EXPLAINED = {
     "explain-logistic": ("log(1+exp(w*x+b))", ["w", "b"], {"w": 0.5, "x": 2, "b": -1}, 1),
     "explain-hessian": ("x**3*y + exp(x*y)", [], {"x": 0.5, "y": -0.25}, 2),
     "explain-kinks": ("max(x, 0) + abs(x - y) + relu(y)*sigmoid(x)", [], None, 2),
+    # Three variables: the Hessian is too wide even by columns, so it is listed entry by entry.
+    "explain-hessian-entries": ("exp(-x**2-y**2-z**2)*sin(x*y*z)", [], {"x": 0.5, "y": 1, "z": -1}, 2),
 }
 
 #: An overfull line wider than this runs visibly into the margin.
