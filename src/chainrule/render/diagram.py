@@ -64,6 +64,9 @@ class Geometry:
     caption_font: float
     #: The smallest scale the page may draw the picture at: its smallest font is then 10 px.
     least_scale: float
+    #: The scale it is drawn at where the page has room: the document's picture with letters near the
+    #: size of the text around it (its 12 px labels at 15 px beside 17 px body text).
+    shown_scale: float
     #: Which weights get a label on their line: "all", or only the lit parameter's ("own").
     labels: str
     #: A column of more units than this is drawn shortened (see WIDEST_LAYER).
@@ -82,6 +85,7 @@ SIZES = {
         label_font=12,
         caption_font=12,
         least_scale=10 / 12,
+        shown_scale=1.25,
         labels="all",
     ),
     # Beside a gradient, a column of ten is drawn as five: the picture stays about as tall as the steps.
@@ -95,6 +99,7 @@ SIZES = {
         label_font=11,
         caption_font=11,
         least_scale=10 / 11,
+        shown_scale=1.0,
         labels="own",
         widest=6,
     ),
