@@ -293,6 +293,54 @@ def test_check_passes_for_correct_gradients_at_a_kink():
     assert example.check.passed, example.check.max_relative_error
 
 
+#: Batch norm over two examples that sit 30 apart, with a weight near 0: the normalized value
+#: d/√(d² + 4ε) of their spread d = 30 w swings from −1 to 1 within |w| ≲ 1e-4, so every step of
+#: the usual size (1e-3, 1e-4) straddles the swing and misses the derivative by 5 %.
+SHARP = """
+title = "a loss that bends within a step"
+[network]
+inputs = 1
+layers = [{ units = 1, activation = "identity" }, { kind = "batch_norm" }, { units = 1, activation = "identity" }]
+loss = "half_sse"
+[example]
+x = [[0.0], [30.0]]
+y = [[1.0], [0.0]]
+W1 = [[0.00002]]
+b1 = [0.0]
+gamma2 = [1.0]
+beta2 = [0.0]
+W3 = [[0.7]]
+b3 = [0.1]
+"""
+
+
+def test_check_takes_smaller_steps_where_the_loss_bends_within_a_step():
+    """The derived 1854.6166 is right (PyTorch and the compiled model agree); a step of 1e-3 or
+    1e-4 gives 1755.9, and ``chainrule derive`` used to refuse the document as a bug."""
+    from chainrule.network import loads
+
+    derivation = chainrule.derive(loads(SHARP))
+    example = worked_example(derivation)
+    w = derivation.graph.layers[0].weights[0][0]
+    assert example.adjoints[w] == pytest.approx(1854.6165956325692, rel=1e-12)
+    assert example.check.passed, (example.check.worst, example.check.max_relative_error)
+    assert example.check.finite_differences[w] == pytest.approx(example.adjoints[w], rel=1e-9)
+
+
+def test_smaller_steps_do_not_pass_a_wrong_gradient_there():
+    from chainrule.network import loads
+    from chainrule.numeric import _check, _leaf_values, lambdify_graph
+
+    derivation = chainrule.derive(loads(SHARP))
+    example = worked_example(derivation)
+    graph = derivation.graph
+    w = graph.layers[0].weights[0][0]
+    wrong = {**example.adjoints, w: example.adjoints[w] * (1 + 1e-4)}
+    check = _check(graph, lambdify_graph(graph, [graph.loss]), _leaf_values(graph, example.point), example.loss, wrong)
+    assert not check.passed and check.worst == w
+    assert check.max_relative_error == pytest.approx(1e-4, rel=1e-3)
+
+
 KINK = Network(
     1,
     (Dense(2, "relu"), Dense(1, "identity")),

@@ -33,6 +33,8 @@ TOLERANCE = 1e-6
 #: Steps of the central difference, relative to max(1, |p|); the best of them is kept,
 #: so that a step which straddles a kink (relu at 0) does not pass for a wrong gradient.
 STEPS = (1e-3, 1e-4)
+#: Smaller steps, tried for the parameters no step of STEPS agrees on (see _check).
+FINER_STEPS = (1e-5, 1e-6, 1e-7)
 #: Points of the finite-difference check evaluated in one call (bounds its memory).
 _CHECK_POINTS = 2048
 
@@ -318,25 +320,7 @@ def _check(
     base = np.array([leaves[s] for s in order])
     position = {s: i for i, s in enumerate(order)}  # list.index would compare SymPy symbols one by one
     params = [position[p] for p in graph.parameters]
-    stencil = np.array([-2.0, -1.0, 1.0, 2.0])
-    weights = np.array([1.0, -8.0, 8.0, -1.0]) / 12.0
-    steps = np.array([[h * max(1.0, abs(base[i])) for i in params] for h in STEPS])
-    values = np.empty((len(STEPS), len(params), len(stencil)))
-    # Points are evaluated a block of parameters at a time: all at once, a 2,410-parameter
-    # network would need a table of 19,280 points by 2,500 leaves.
-    block = max(1, _CHECK_POINTS // (len(STEPS) * len(stencil)))
-    for start in range(0, len(params), block):
-        chosen = range(start, min(start + block, len(params)))
-        table = np.repeat(base[:, None], len(STEPS) * len(chosen) * len(stencil), axis=1)
-        column = 0
-        for h in range(len(STEPS)):
-            for j in chosen:
-                for s in stencil:
-                    table[params[j], column] += s * steps[h, j]
-                    column += 1
-        part = np.asarray(loss(*table)[0], dtype=float).reshape(len(STEPS), len(chosen), len(stencil))
-        values[:, chosen.start : chosen.stop] = part
-    estimates = (values @ weights) / steps
+    values, estimates, steps = _quotients(loss, base, params, STEPS)
     derived = np.array([adjoints[p] for p in graph.parameters])
     floor = 1e-6 * max(1.0, abs(loss_value))
 
@@ -346,12 +330,23 @@ def _check(
     errors = relative(estimates, derived)
     best = errors.argmin(axis=0)
     per_param = errors[best, np.arange(len(params))]
+    chosen = estimates[best, np.arange(len(params))]
+    # A loss that bends sharply within a step (batch norm over two examples whose inputs nearly
+    # agree divides by a tiny spread) needs smaller steps: those that disagree are retried with
+    # them, and a smaller step that agrees is kept. A wrong gradient agrees with none of them.
+    retry = np.flatnonzero(per_param > TOLERANCE)
+    if retry.size:
+        _, finer, _ = _quotients(loss, base, [params[i] for i in retry], FINER_STEPS)
+        finer_errors = relative(finer, derived[retry])
+        finest = finer_errors.argmin(axis=0)
+        better = finer_errors[finest, np.arange(retry.size)] < per_param[retry]
+        per_param[retry[better]] = finer_errors[finest, np.arange(retry.size)][better]
+        chosen[retry[better]] = finer[finest, np.arange(retry.size)][better]
     # Where only a higher derivative jumps (elu at z = 0, huber at |ŷ - y| = Δ), the quotients
     # are off by O(h) but close in on the derived value as the step shrinks: accept that.
     gaps = np.abs(estimates - derived)
     converging = (gaps[1] <= 0.2 * gaps[0] + 1e-15) & (gaps[1] <= 1e-3 * np.maximum(1.0, np.abs(derived)))
     per_param = np.where(converging, np.minimum(per_param, TOLERANCE), per_param)
-    chosen = estimates[best, np.arange(len(params))]
     # Where no central difference agrees, the loss may have a kink at this very point:
     # second-order one-sided differences from the widest step tell left from right.
     h = steps[0]
@@ -373,3 +368,30 @@ def _check(
         {p: float(v) for p, v in zip(graph.parameters, chosen)},
         kinks,
     )
+
+
+def _quotients(loss, base: np.ndarray, params: list[int], step_sizes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The loss at p ± h, p ± 2h for each parameter (leaf index) and step, and the quotients.
+
+    Returns the values (steps × parameters × 4), the fourth-order estimates (steps × parameters)
+    and the steps themselves, relative to max(1, |p|).
+    """
+    stencil = np.array([-2.0, -1.0, 1.0, 2.0])
+    weights = np.array([1.0, -8.0, 8.0, -1.0]) / 12.0
+    steps = np.array([[h * max(1.0, abs(base[i])) for i in params] for h in step_sizes])
+    values = np.empty((len(step_sizes), len(params), len(stencil)))
+    # Points are evaluated a block of parameters at a time: all at once, a 2,410-parameter
+    # network would need a table of 19,280 points by 2,500 leaves.
+    block = max(1, _CHECK_POINTS // (len(step_sizes) * len(stencil)))
+    for start in range(0, len(params), block):
+        chosen = range(start, min(start + block, len(params)))
+        table = np.repeat(base[:, None], len(step_sizes) * len(chosen) * len(stencil), axis=1)
+        column = 0
+        for h in range(len(step_sizes)):
+            for j in chosen:
+                for s in stencil:
+                    table[params[j], column] += s * steps[h, j]
+                    column += 1
+        part = np.asarray(loss(*table)[0], dtype=float).reshape(len(step_sizes), len(chosen), len(stencil))
+        values[:, chosen.start : chosen.stop] = part
+    return values, (values @ weights) / steps, steps
